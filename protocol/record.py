@@ -1,0 +1,65 @@
+# The device event record: 24-byte body + 16-byte tag = 40 bytes, big-endian.
+#  off len field
+#   0   1  version (1)
+#   1   1  kind (KIND_*)
+#   2   2  flags (FLAG_*)
+#   4   4  epoch: boot counter, persisted, +1 every boot
+#   8   4  seq: log-wide sequence number, persisted, never reused
+#  12   4  time: unix seconds if FLAG_CLOCK_SET, else seconds since boot
+#  16   8  data: kind-specific (tap: the phone's 8-byte nonce)
+#  24  16  tag = HMAC-SHA256(record_key, device_id || body)[0:16]
+import struct
+
+VERSION = 1
+BODY_LEN = 24
+TAG_LEN = 16
+RECORD_LEN = BODY_LEN + TAG_LEN
+
+KIND_TAP = 1
+KIND_BOOT = 2
+KIND_CLOCK_SET = 3
+KIND_NAMES = {KIND_TAP: "tap", KIND_BOOT: "boot", KIND_CLOCK_SET: "clock_set"}
+
+FLAG_CLOCK_SET = 1
+
+_FMT = ">BBHIII8s"
+
+
+def pack_body_into(buf, kind, flags, epoch, seq, time, data):
+    struct.pack_into(_FMT, buf, 0, VERSION, kind, flags, epoch, seq, time, data)
+
+
+def seal_into(buf, rec_key, device_id):
+    """buf is a 40-byte bytearray whose body is packed; writes the tag in place."""
+    tag = rec_key.mac(device_id, memoryview(buf)[0:BODY_LEN])
+    buf[BODY_LEN:RECORD_LEN] = tag[0:TAG_LEN]
+
+
+def make(rec_key, device_id, kind, flags, epoch, seq, time, data):
+    buf = bytearray(RECORD_LEN)
+    pack_body_into(buf, kind, flags, epoch, seq, time, data)
+    seal_into(buf, rec_key, device_id)
+    return bytes(buf)
+
+
+def unpack(rec):
+    """(version, kind, flags, epoch, seq, time, data); raises ValueError on a wrong size or version."""
+    if len(rec) != RECORD_LEN:
+        raise ValueError("record must be 40 bytes")
+    f = struct.unpack(_FMT, rec[0:BODY_LEN])
+    if f[0] != VERSION:
+        raise ValueError("unknown record version")
+    return f
+
+
+def verify(rec_key, device_id, rec):
+    from protocol.hmac256 import equal
+
+    if len(rec) != RECORD_LEN:
+        return False
+    tag = rec_key.mac(device_id, rec[0:BODY_LEN])
+    return equal(tag[0:TAG_LEN], rec[BODY_LEN:RECORD_LEN])
+
+
+def seq_of(rec):
+    return struct.unpack(">I", rec[8:12])[0]

@@ -1,0 +1,145 @@
+# Protocol checks that run unchanged under CPython and MicroPython: the
+# vectors in vectors.json (also printed in docs/protocol.md) and RFC 4231.
+import json
+
+from protocol import command, gatt, keys, record, rotation
+from protocol.hmac256 import HmacKey, equal, hmac_sha256
+
+_V = None
+
+
+def _v():
+    global _V
+    if _V is None:
+        import os
+
+        here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+        with open(here + "/vectors.json") as f:
+            _V = json.load(f)
+    return _V
+
+
+def _h(s):
+    return bytes.fromhex(s)
+
+
+# RFC 4231 test cases 1, 2, 3, 4, 6, 7 (5 is a truncated-output case).
+RFC4231 = [
+    ("0b" * 20, b"Hi There".hex(), "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"),
+    (b"Jefe".hex(), b"what do ya want for nothing?".hex(),
+     "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+    ("aa" * 20, "dd" * 50, "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"),
+    ("0102030405060708090a0b0c0d0e0f10111213141516171819", "cd" * 50,
+     "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b"),
+    ("aa" * 131, b"Test Using Larger Than Block-Size Key - Hash Key First".hex(),
+     "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"),
+    ("aa" * 131, (b"This is a test using a larger than block-size key and a larger than block-size data. "
+                  b"The key needs to be hashed before being used by the HMAC algorithm.").hex(),
+     "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"),
+]
+
+
+def test_hmac_rfc4231():
+    for key, msg, want in RFC4231:
+        assert hmac_sha256(_h(key), _h(msg)) == _h(want), want
+
+
+def test_hmac_key_reuse_and_parts():
+    k = HmacKey(b"Jefe")
+    a = k.mac(b"what do ya ", b"want for nothing?")
+    b = k.mac(b"what do ya want for nothing?")
+    assert a == b == _h(RFC4231[1][2])
+
+
+def test_equal():
+    assert equal(b"abc", b"abc")
+    assert not equal(b"abc", b"abd")
+    assert not equal(b"abc", b"ab")
+
+
+def test_derived_keys():
+    v = _v()
+    dk = _h(v["device_key"])
+    assert keys.rotation_key(dk) == _h(v["rotation_key"])
+    assert keys.record_key(dk) == _h(v["record_key"])
+    assert keys.gateway_key(dk, _h(v["gateway_id"])) == _h(v["gateway_key"])
+
+
+def test_rotation_vectors():
+    v = _v()
+    rv = v["rotation"]
+    rot = rotation.Rotor(_h(v["rotation_key"]), rv["slot"], rv["slots"], rv["digits"])
+    for w in rv["windows"]:
+        assert rot.secret(w["window"]) == w["secret"]
+        assert rot.value(w["window"]) == w["value"]
+        assert rotation.format_code(rv["base"], rot.value(w["window"]), rv["digits"]) == w["code"]
+        base, suf = rotation.split_code(w["code"])
+        assert rotation.locate(int(suf), rv["slots"], rv["digits"]) == (rv["slot"], w["secret"])
+
+
+def test_rotation_distinct_slots_never_collide():
+    slots, digits = 4, 2
+    rotors = [rotation.Rotor(keys.rotation_key(bytes([i]) * 32), i, slots, digits) for i in range(slots)]
+    for w in range(200):
+        vals = [r.value(w) for r in rotors]
+        assert len(set(vals)) == slots
+        for v in vals:
+            assert v < 10 ** digits
+
+
+def test_split_code():
+    assert rotation.split_code("4919-27") == ("4919", "27")
+    assert rotation.split_code(" 4919-27 ") == ("4919", "27")
+    assert rotation.split_code("491927") is None
+    assert rotation.split_code("4919-") is None
+    assert rotation.split_code("49a9-27") is None
+    assert rotation.locate(99, 4, 2) == (3, 24)
+
+
+def test_record_vector():
+    v = _v()
+    r = v["record"]
+    rk = HmacKey(_h(v["record_key"]))
+    dev = _h(v["device_id"])
+    rec = record.make(rk, dev, r["kind"], r["flags"], r["epoch"], r["seq"], r["time"], _h(r["data"]))
+    assert rec == _h(r["hex"])
+    assert record.verify(rk, dev, rec)
+    f = record.unpack(rec)
+    assert f[1] == r["kind"] and f[3] == r["epoch"] and f[4] == r["seq"] and f[5] == r["time"]
+    assert record.seq_of(rec) == r["seq"]
+
+
+def test_record_tamper_and_other_device_fail():
+    v = _v()
+    rk = HmacKey(_h(v["record_key"]))
+    dev = _h(v["device_id"])
+    rec = bytearray(_h(v["record"]["hex"]))
+    rec[9] ^= 1
+    assert not record.verify(rk, dev, bytes(rec))
+    assert not record.verify(rk, b"\x00" * 8, _h(v["record"]["hex"]))
+    assert not record.verify(rk, dev, _h(v["record"]["hex"])[:39])
+
+
+def test_command_vector():
+    v = _v()
+    c = v["ack_command"]
+    gk = HmacKey(_h(v["gateway_key"]))
+    import struct
+
+    frame = command.build(gk, _h(c["nonce"]), command.OP_ACK, _h(v["gateway_id"]), c["ctr"],
+                          struct.pack(">I", c["through"]))
+    assert frame == _h(c["hex"])
+    assert command.header(frame) == (command.OP_ACK, _h(v["gateway_id"]), c["ctr"])
+    assert command.authentic(gk, _h(c["nonce"]), frame)
+    assert not command.authentic(gk, b"\x00" * 8, frame)
+    assert struct.unpack(">I", command.payload(frame))[0] == c["through"]
+    assert command.header(frame[:20]) is None
+
+
+def test_info_and_advertising():
+    info = gatt.pack_info(b"12345678", 3, 10, 8, 0, 1, 4, b"abcdefgh", 1)
+    assert len(info) == gatt.INFO_LEN
+    assert gatt.unpack_info(info)[1] == b"12345678"
+    adv = gatt.advertising_payload("mc-0708")
+    assert len(adv) <= 31
+    assert gatt.log_capacity(247) == 6
