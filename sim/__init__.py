@@ -1,0 +1,1 @@
+"""The virtual world mcode runs in here: broker, radio, devices, phones, shoppers."""

@@ -1,0 +1,54 @@
+"""The broker fixture enforces auth and per-gateway ACLs on a real Mosquitto."""
+
+from __future__ import annotations
+
+import threading
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from sim.broker import Broker
+from tests.conftest import GATEWAY_ID
+
+
+def _client(b: Broker, user: str, pw: str) -> mqtt.Client:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.username_pw_set(user, pw)
+    return c
+
+
+def test_bad_password_refused(broker: Broker) -> None:
+    c = _client(broker, GATEWAY_ID, "wrong")
+    result: list[object] = []
+    done = threading.Event()
+    c.on_connect = lambda cl, ud, fl, rc, props: (result.append(rc), done.set())
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    assert done.wait(5)
+    c.loop_stop()
+    assert result[0].is_failure  # type: ignore[attr-defined]
+
+
+def test_gateway_cannot_publish_as_another(broker: Broker) -> None:
+    got: list[str] = []
+    ready = threading.Event()
+    cloud = _client(broker, "cloud", "cloud-pw")
+    cloud.on_message = lambda cl, ud, msg: got.append(msg.topic)
+    cloud.on_subscribe = lambda *a: ready.set()
+    cloud.connect(broker.host, broker.port)
+    cloud.subscribe("mcode/v0/gw/+/batch", qos=1)
+    cloud.loop_start()
+    assert ready.wait(5)
+    gw2 = _client(broker, "b1b2b3b4b5b6b7b8", "gw2-pw")
+    gw2.connect(broker.host, broker.port)
+    gw2.loop_start()
+    gw2.publish(f"mcode/v0/gw/{GATEWAY_ID}/batch", b"forged", qos=1).wait_for_publish(5)
+    gw2.publish("mcode/v0/gw/b1b2b3b4b5b6b7b8/batch", b"own", qos=1).wait_for_publish(5)
+    deadline = threading.Event()
+    for _ in range(50):
+        if got:
+            break
+        deadline.wait(0.1)
+    gw2.loop_stop()
+    cloud.loop_stop()
+    assert got == ["mcode/v0/gw/b1b2b3b4b5b6b7b8/batch"]
