@@ -17,3 +17,20 @@ def test_micropython_runs_the_same_cases() -> None:
     out = assert_all_pass("tests.protocol.cases", heapsize="64K")
     for name in CASES:
         assert f"PASS {name}" in out
+
+
+def test_protocol_doc_carries_the_vectors() -> None:
+    """docs/protocol.md prints the vectors; fail if the page and vectors.json drift apart."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "protocol.md").read_text()
+    v = json.loads((root / "tests" / "protocol" / "vectors.json").read_text())
+    wanted = [v["device_key"], v["device_id"], v["gateway_id"], v["rotation_key"], v["record_key"],
+              v["gateway_key"], v["record"]["hex"], v["ack_command"]["hex"], v["ack_command"]["nonce"]]
+    wanted += [f"`{w['code']}`" for w in v["rotation"]["windows"]]
+    for w in v["rotation"]["windows"]:
+        assert f"| {w['window']} | {w['secret']} | {w['value']} |" in doc
+    missing = [x for x in wanted if x not in doc]
+    assert not missing, missing
