@@ -1,7 +1,8 @@
 """Gateway batches and cloud acks (CPython only: gateway and cloud share it, the device never sees a batch).
 
 envelope = CBOR [1, body: bstr, sig: bstr(64)]
-body     = CBOR {"gw": bstr(8), "bseq": uint, "ts": uint (unix ms), "recs": [[device_id bstr(8), record bstr(40)], ...]}
+body     = CBOR {"gw": bstr(8), "bseq": uint, "ts": uint (unix ms),
+            "recs": [[device_id bstr(8), record bstr(40)], ...]}
 sig      = Ed25519(gateway private key, b"mcode/v0/batch" || body)
 
 The signature covers the body's bytes as sent, so no canonical CBOR is needed.

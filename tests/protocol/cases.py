@@ -11,7 +11,6 @@ _V = None
 def _v():
     global _V
     if _V is None:
-        import os
 
         here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
         with open(here + "/vectors.json") as f:

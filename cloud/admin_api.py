@@ -1,0 +1,70 @@
+"""Admin and provisioning endpoints (`Authorization: Bearer <admin key>`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+from cloud import provision
+from cloud.deps import SF, require_admin
+from cloud.rules import RED_BALLOON
+
+router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
+
+
+class MerchantIn(BaseModel):
+    name: str
+
+
+class CampaignIn(BaseModel):
+    merchant_id: int
+    base_code: str
+    slots: int
+    digits: int
+    period_s: int
+    pool_minor: int
+    label_zh: str
+    label_en: str
+    rule: str = RED_BALLOON
+
+
+class DeviceIn(BaseModel):
+    campaign_id: int
+    slot: int | None = None
+    label: str = ""
+    location: str = ""
+    device_id: str | None = None
+
+
+class GatewayIn(BaseModel):
+    gateway_id: str
+    public_key: str  # raw Ed25519, 32 bytes as hex
+    merchant_id: int | None = None
+    label: str = ""
+
+
+@router.post("/merchants", status_code=201)
+def create_merchant(body: MerchantIn, sf: SF) -> dict[str, Any]:
+    return provision.create_merchant(sf, body.name)
+
+
+@router.post("/campaigns", status_code=201)
+def create_campaign(body: CampaignIn, sf: SF) -> dict[str, Any]:
+    return provision.create_campaign(sf, **body.model_dump())
+
+
+@router.post("/devices", status_code=201)
+def create_device(body: DeviceIn, sf: SF) -> dict[str, Any]:
+    return provision.create_device(sf, **body.model_dump())
+
+
+@router.post("/gateways", status_code=201)
+def create_gateway(body: GatewayIn, sf: SF) -> dict[str, Any]:
+    return provision.create_gateway(sf, body.gateway_id, body.public_key, body.merchant_id, body.label)
+
+
+@router.get("/gateways/{gateway_id}/devices")
+def gateway_devices(gateway_id: str, sf: SF) -> dict[str, Any]:
+    return {"gateway_id": gateway_id.lower(), "devices": provision.gateway_device_keys(sf, gateway_id)}

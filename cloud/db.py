@@ -1,0 +1,71 @@
+"""Engine and session factories, and the one dialect-aware insert-or-ignore the app uses."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine, Insert, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from cloud.models import Base
+
+SessionFactory = sessionmaker[Session]
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # a no-op for :memory:
+    cur.execute("PRAGMA synchronous=FULL")  # NORMAL can lose committed transactions on power loss
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str = "sqlite:///mcode-cloud.db", create: bool = True) -> Engine:
+    """An engine for `url`; SQLite gets WAL + synchronous=FULL. Creates missing tables if `create`."""
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"check_same_thread": False}
+        if url in ("sqlite://", "sqlite:///:memory:"):
+            kwargs["poolclass"] = StaticPool  # one shared in-memory database
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    if create:
+        Base.metadata.create_all(engine)
+    return engine
+
+
+def make_session_factory(engine: Engine) -> SessionFactory:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def insert_ignore(session: Session, table: Table, rows: Sequence[dict[str, Any]],
+                  conflict: Sequence[str], returning: Sequence[str] = ()) -> list[tuple[Any, ...]]:
+    """INSERT .. ON CONFLICT (conflict) DO NOTHING; returns the `returning` columns of the rows
+    actually inserted (an empty list if `returning` is empty)."""
+    if not rows:
+        return []
+    name = session.get_bind().dialect.name
+    stmt: Insert
+    if name == "sqlite":
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+    elif name == "postgresql":
+        stmt = postgresql.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+    else:
+        raise RuntimeError(f"insert_ignore: unsupported dialect {name}")
+    if returning:
+        stmt = stmt.returning(*[table.c[c] for c in returning])
+        # executemany + RETURNING runs as SQLAlchemy's "insertmanyvalues" batches on SQLite and
+        # PostgreSQL; rows skipped by the conflict clause are simply not returned.
+        return [tuple(r) for r in session.execute(stmt, list(rows)).all()]
+    session.execute(stmt, list(rows))
+    return []
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,41 @@
+"""Cloud settings, from arguments or from the environment (MCODE_CLOUD_*)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+ENV_PREFIX = "MCODE_CLOUD_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str = "sqlite:///mcode-cloud.db"
+    admin_key: str = ""  # empty: the admin API refuses every request
+    broker_host: str = "127.0.0.1"
+    broker_port: int = 1883
+    broker_user: str = "cloud"
+    broker_password: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    cookie_secure: bool = False  # set True behind HTTPS
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+
+        def get(name: str, default: str) -> str:
+            return e.get(ENV_PREFIX + name, default)
+
+        d = cls()
+        return cls(
+            db_url=get("DB_URL", d.db_url),
+            admin_key=get("ADMIN_KEY", d.admin_key),
+            broker_host=get("BROKER_HOST", d.broker_host),
+            broker_port=int(get("BROKER_PORT", str(d.broker_port))),
+            broker_user=get("BROKER_USER", d.broker_user),
+            broker_password=get("BROKER_PASSWORD", d.broker_password),
+            http_host=get("HTTP_HOST", d.http_host),
+            http_port=int(get("HTTP_PORT", str(d.http_port))),
+            cookie_secure=get("COOKIE_SECURE", "0").lower() in ("1", "true", "yes"),
+        )

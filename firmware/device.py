@@ -1,0 +1,263 @@
+# Device logic with no BLE in it: taps, gateway commands, INFO, the rotating
+# code. It talks to the radio through a narrow interface, so tests and the host
+# can drive it directly:
+#   radio.tap_receipt(conn, data)    notify on TAP
+#   radio.control_reply(conn, data)  notify on CONTROL
+#   radio.log_frame(conn, data)      notify on LOG -> True sent, False congested
+#                                    (try again soon), None connection gone
+#   radio.set_info(data)             new INFO value (gatts_write)
+# Every wire rule comes from protocol/; nothing here re-implements one.
+import os
+import struct
+
+import asyncio
+from micropython import const
+
+from clock import Clock
+from display import NOT_SYNCED
+from protocol import command, gatt, keys, record, rotation
+from protocol.hmac256 import HmacKey
+from scanlog import ScanLog
+
+MIN_UNIX = 1577836800  # 2020-01-01: an OP_TIME before this is a broken gateway clock
+_CLOCK_JUMP = const(2)  # log a CLOCK_SET record when the clock moves this much or more
+_SEND_TRIES = const(100)  # LOG notify retries while the stack is out of buffers
+_SEND_WAIT_MS = const(10)
+_MAX_CONNS = const(8)  # per-connection table bound, in case a disconnect was missed
+_MAX_WAIT_MS = const(30000)  # display task wakes at least this often
+
+# Per-connection state: [mtu, streaming]
+_MTU = const(0)
+_STREAMING = const(1)
+_DEFAULT_MTU = const(23)
+
+
+class Device:
+    def __init__(self, cfg, root, radio, display, clock=None, nonce=None, reset_cause=0):
+        self.cfg = cfg
+        self._radio = radio
+        self._display = display
+        self.clock = clock or Clock()
+        # Fresh per boot: a command frame is bound to it, so no frame outlives a reboot.
+        self.nonce = nonce or os.urandom(8)
+        self._rec = HmacKey(keys.record_key(cfg.key))
+        self._rotor = rotation.Rotor(keys.rotation_key(cfg.key), cfg.slot, cfg.slots, cfg.digits)
+        self._gw_id = None  # cache of the last gateway's derived key
+        self._gw_key = None
+        self.last_ctr = 0
+        self._conns = {}
+        self._refused = bytearray(2)
+        self._refused[0] = gatt.RECEIPT_REFUSED
+        self._window = -1
+        self._code = None
+        self._shown = False  # nothing drawn yet (None means 'drew the unsynced screen')
+        self.clock_changed = asyncio.Event()
+        # BOOT data: fw (u16), reset cause (u8), zero pad.
+        self.log = ScanLog(root, self._rec, cfg.device_id, 0, self.clock.uptime(),
+                           struct.pack(">HB5x", cfg.fw, reset_cause))
+        self._info_changed()
+
+    # --- INFO --------------------------------------------------------------
+    def info(self):
+        status = gatt.STATUS_CLOCK_SET if self.clock.is_set() else 0
+        lg = self.log
+        return gatt.pack_info(self.cfg.device_id, lg.epoch, lg.head, lg.acked, lg.dropped,
+                              status, self.last_ctr, self.nonce, self.cfg.fw)
+
+    def _info_changed(self):
+        self._radio.set_info(self.info())
+
+    # --- connections -------------------------------------------------------
+    def _conn(self, conn):
+        st = self._conns.get(conn)
+        if st is None:
+            if len(self._conns) >= _MAX_CONNS:
+                self._conns.clear()
+            st = [_DEFAULT_MTU, False]
+            self._conns[conn] = st
+        return st
+
+    def on_connect(self, conn):
+        self._conns.pop(conn, None)
+        self._conn(conn)
+
+    def on_disconnect(self, conn):
+        self._conns.pop(conn, None)
+
+    def on_mtu(self, conn, mtu):
+        self._conn(conn)[_MTU] = mtu
+
+    # --- records -----------------------------------------------------------
+    def _stamp(self):
+        t = self.clock.now()
+        if t is None:
+            return 0, self.clock.uptime()
+        return record.FLAG_CLOCK_SET, t
+
+    def on_tap(self, conn, data):
+        """A phone's TAP write. The receipt (the sealed record) is notified only
+        after the record is flushed to flash. Returns what was notified."""
+        if len(data) != gatt.TAP_LEN or data[0] != gatt.TAP_VERSION:
+            return self._refuse(conn, command.MALFORMED)
+        flags, t = self._stamp()
+        try:
+            rec = self.log.append(record.KIND_TAP, flags, t, data[1:gatt.TAP_LEN])
+            self.log.flush()
+        except OSError:
+            # Flash full or failing: the phone must not get a receipt for it.
+            return self._refuse(conn, command.BUSY)
+        self._radio.tap_receipt(conn, rec)
+        self._info_changed()
+        return rec
+
+    def _refuse(self, conn, status):
+        self._refused[1] = status
+        self._radio.tap_receipt(conn, self._refused)
+        return self._refused
+
+    # --- gateway commands --------------------------------------------------
+    def _gateway_key(self, gw):
+        if gw != self._gw_id:
+            self._gw_key = HmacKey(keys.gateway_key(self.cfg.key, gw))
+            self._gw_id = gw
+        return self._gw_key
+
+    def _reply(self, conn, op, status, ctr, value):
+        r = command.pack_reply(op, status, ctr, value)
+        self._radio.control_reply(conn, r)
+        return r
+
+    async def on_control(self, conn, frame):
+        """A CONTROL write. Replies on CONTROL (after streaming LOG for a READ);
+        returns the reply."""
+        h = command.header(frame)
+        if h is None:
+            return self._reply(conn, frame[1] if len(frame) > 1 else 0, command.MALFORMED, 0, 0)
+        op, gw, ctr = h
+        if not command.authentic(self._gateway_key(gw), self.nonce, frame):
+            return self._reply(conn, op, command.BAD_TAG, ctr, 0)
+        if ctr <= self.last_ctr:
+            return self._reply(conn, op, command.REPLAY, ctr, 0)
+        # Authentic and fresh: the counter is spent whatever the op turns out to be.
+        self.last_ctr = ctr
+        self._info_changed()
+        fmt = command.PAYLOAD_FMT.get(op)
+        if fmt is None:
+            return self._reply(conn, op, command.UNKNOWN_OP, ctr, 0)
+        p = command.payload(frame)
+        if len(p) != struct.calcsize(fmt):
+            return self._reply(conn, op, command.MALFORMED, ctr, 0)
+        args = struct.unpack(fmt, p)
+        if op == command.OP_TIME:
+            return self._set_time(conn, ctr, args[0], args[1])
+        if op == command.OP_ACK:
+            try:
+                acked = self.log.ack(args[0])
+            except ValueError:
+                return self._reply(conn, op, command.BAD_ARG, ctr, self.log.acked)
+            except OSError:
+                return self._reply(conn, op, command.BUSY, ctr, self.log.acked)
+            self._info_changed()
+            return self._reply(conn, op, command.OK, ctr, acked)
+        return await self._stream(conn, ctr, args[0])
+
+    def _set_time(self, conn, ctr, unix_s, ms):
+        op = command.OP_TIME
+        if ms > 999 or unix_s < MIN_UNIX:
+            return self._reply(conn, op, command.BAD_ARG, ctr, 0)
+        old = self.clock.now()
+        up = self.clock.uptime()
+        self.clock.set(unix_s, ms)
+        if old is None or abs(unix_s - old) >= _CLOCK_JUMP:
+            # CLOCK_SET data: uptime at the set (u32) and the previous unix time
+            # (u32, 0 if unset) so the cloud can place this epoch's uptime stamps.
+            try:
+                self.log.append(record.KIND_CLOCK_SET, record.FLAG_CLOCK_SET, unix_s,
+                                struct.pack(">II", up, old or 0))
+                self.log.flush()
+            except OSError:
+                pass  # the clock is still right; only the audit record is lost
+        self._info_changed()
+        self.clock_changed.set()
+        return self._reply(conn, op, command.OK, ctr, 0)
+
+    async def _stream(self, conn, ctr, start):
+        op = command.OP_READ
+        st = self._conn(conn)
+        n = gatt.log_capacity(st[_MTU])
+        if n <= 0:
+            return self._reply(conn, op, command.BAD_ARG, ctr, self.log.head)
+        if st[_STREAMING]:
+            return self._reply(conn, op, command.BUSY, ctr, self.log.head)
+        st[_STREAMING] = True
+        buf = bytearray(1 + n * record.RECORD_LEN)
+        mv = memoryview(buf)
+        seq = start
+        try:
+            while True:
+                k = self.log.read_from(seq, mv[1:])
+                if not k:
+                    break
+                buf[0] = k
+                sent = await self._send_log(conn, mv[0:1 + k * record.RECORD_LEN])
+                if not sent:
+                    # Gone or hopelessly congested: the gateway re-reads from its cursor.
+                    return self._reply(conn, op, command.BUSY, ctr, self.log.head)
+                seq = record.seq_of(mv[1 + (k - 1) * record.RECORD_LEN:1 + k * record.RECORD_LEN]) + 1
+        finally:
+            st[_STREAMING] = False
+        return self._reply(conn, op, command.OK, ctr, self.log.head)
+
+    async def _send_log(self, conn, data):
+        for _ in range(_SEND_TRIES):
+            if conn not in self._conns:
+                return False
+            r = self._radio.log_frame(conn, data)
+            if r:
+                await asyncio.sleep_ms(0)  # let taps and other events in between frames
+                return True
+            if r is None:
+                return False
+            await asyncio.sleep_ms(_SEND_WAIT_MS)
+        return False
+
+    # --- the rotating code -------------------------------------------------
+    def code(self):
+        """The code for the current window, or None while the clock is unset."""
+        t = self.clock.now()
+        if t is None:
+            return None
+        w = rotation.window(t, self.cfg.period)
+        if w != self._window:
+            self._code = rotation.format_code(self.cfg.base, self._rotor.value(w), self.cfg.digits)
+            self._window = w
+        return self._code
+
+    def refresh(self):
+        """Redraw if what should be shown changed; returns ms to wait before the next check."""
+        code = self.code()
+        if code != self._shown:
+            self._display.show(code, self.cfg.label, self.cfg.name if code else NOT_SYNCED)
+            self._shown = code
+        t = self.clock.now()
+        if t is None:
+            return _MAX_WAIT_MS
+        p = self.cfg.period
+        rem = ((t // p + 1) * p - t) * 1000 - self.clock.now_ms_part()
+        return min(rem, _MAX_WAIT_MS)
+
+    async def display_task(self):
+        ev = self.clock_changed
+        while True:
+            try:
+                wait = self.refresh()
+            except OSError as e:
+                # A panel or flash hiccup must not stop taps being served.
+                print("display:", repr(e))
+                wait = 1000
+            ev.clear()
+            try:
+                # +2 ms so the wake-up lands just past the boundary, not just before.
+                await asyncio.wait_for_ms(ev.wait(), wait + 2)
+            except asyncio.TimeoutError:
+                pass

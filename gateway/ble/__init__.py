@@ -1,0 +1,1 @@
+"""BLE access for the gateway: pick a bleak backend in gateway.ble.factory (platform or bumble)."""

@@ -1,0 +1,196 @@
+"""gateway.toml: identity, key, spool path, MQTT, BLE backend, batching and the device allowlist.
+
+Example::
+
+    gateway_id = "a1a2a3a4a5a6a7a8"
+    private_key = "gateway.key"          # PEM Ed25519; relative paths are relative to this file
+    spool = "spool.sqlite"
+
+    [mqtt]
+    host = "127.0.0.1"
+    port = 1883
+    username = "a1a2a3a4a5a6a7a8"
+    password = "gw-pw"
+
+    [ble]
+    backend = "default"                  # or "bumble:tcp-client:127.0.0.1:PORT"
+
+    [batch]
+    max_records = 100
+    max_age_s = 2.0
+
+    [[devices]]
+    id = "0102030405060708"
+    key = "<64 hex: protocol.keys.gateway_key(device_key, gateway_id), from the cloud>"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str = ""
+    password: str = ""
+    keepalive: int = 30
+    session_expiry_s: int = 24 * 3600
+    max_inflight: int = 20  # batches published but not yet acked by the cloud
+    republish_after_s: float = 30.0  # unacked batch is sent again after this
+
+
+@dataclass(frozen=True)
+class BleConfig:
+    backend: str = "default"
+    scan_s: float = 3.0
+    sweep_interval_s: float = 10.0
+    connect_timeout_s: float = 10.0
+    op_timeout_s: float = 10.0  # one GATT read/write/command reply
+    session_timeout_s: float = 60.0  # whole pull of one device
+    concurrency: int = 2
+    backoff_base_s: float = 5.0
+    backoff_max_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    max_records: int = 100
+    max_age_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class Device:
+    id: bytes  # 8 bytes
+    key: bytes  # 32-byte gateway command key for this device
+
+    @property
+    def hex(self) -> str:
+        return self.id.hex()
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    gateway_id: bytes
+    private_key_path: Path
+    spool_path: Path
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    ble: BleConfig = field(default_factory=BleConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    devices: tuple[Device, ...] = ()
+
+    @property
+    def gateway_hex(self) -> str:
+        return self.gateway_id.hex()
+
+    def device(self, device_id: bytes) -> Device | None:
+        for d in self.devices:
+            if d.id == device_id:
+                return d
+        return None
+
+    def load_private_key(self) -> Ed25519PrivateKey:
+        return load_private_key(self.private_key_path)
+
+
+def _hex(value: object, nbytes: int, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise ConfigError(f"{what} must be a hex string")
+    try:
+        b = bytes.fromhex(value)
+    except ValueError:
+        raise ConfigError(f"{what} is not hex") from None
+    if len(b) != nbytes:
+        raise ConfigError(f"{what} must be {nbytes} bytes ({2 * nbytes} hex digits)")
+    return b
+
+
+def _section(raw: dict[str, object], name: str, cls: Any) -> object:
+    sec = raw.get(name, {})
+    if not isinstance(sec, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    known = set(cls.__dataclass_fields__)
+    unknown = set(sec) - known
+    if unknown:
+        raise ConfigError(f"[{name}] unknown keys: {', '.join(sorted(unknown))}")
+    try:
+        return cls(**sec)
+    except TypeError as e:
+        raise ConfigError(f"[{name}]: {e}") from None
+
+
+def parse(raw: dict[str, object], base: Path = Path(".")) -> GatewayConfig:
+    gw = _hex(raw.get("gateway_id"), 8, "gateway_id")
+    for k in ("private_key", "spool"):
+        if not isinstance(raw.get(k), str):
+            raise ConfigError(f"{k} must be a path string")
+    devices: list[Device] = []
+    seen: set[bytes] = set()
+    raw_devices = raw.get("devices", [])
+    if not isinstance(raw_devices, list):
+        raise ConfigError("[[devices]] must be an array of tables")
+    for i, d in enumerate(raw_devices):
+        if not isinstance(d, dict):
+            raise ConfigError(f"devices[{i}] must be a table")
+        did = _hex(d.get("id"), 8, f"devices[{i}].id")
+        if did in seen:
+            raise ConfigError(f"devices[{i}]: duplicate id {did.hex()}")
+        seen.add(did)
+        devices.append(Device(did, _hex(d.get("key"), 32, f"devices[{i}].key")))
+    mqtt = _section(raw, "mqtt", MqttConfig)
+    ble = _section(raw, "ble", BleConfig)
+    batch = _section(raw, "batch", BatchConfig)
+    assert isinstance(mqtt, MqttConfig) and isinstance(ble, BleConfig) and isinstance(batch, BatchConfig)
+    if not 1 <= batch.max_records <= 1000:
+        raise ConfigError("[batch] max_records must be 1..1000 (protocol.batch.MAX_RECORDS)")
+    return GatewayConfig(
+        gateway_id=gw,
+        private_key_path=(base / str(raw["private_key"])),
+        spool_path=(base / str(raw["spool"])),
+        mqtt=mqtt, ble=ble, batch=batch, devices=tuple(devices),
+    )
+
+
+def load(path: str | Path) -> GatewayConfig:
+    p = Path(path)
+    with p.open("rb") as f:
+        raw = tomllib.load(f)
+    return parse(raw, p.parent)
+
+
+def load_private_key(path: str | Path) -> Ed25519PrivateKey:
+    key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(f"{path} is not an Ed25519 private key")
+    return key
+
+
+def public_hex(key: Ed25519PrivateKey) -> str:
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
+
+
+def generate_key(path: str | Path, overwrite: bool = False) -> Ed25519PrivateKey:
+    """Write a new PEM Ed25519 private key (mode 0600) and return it."""
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise FileExistsError(f"{p} exists; refusing to overwrite a gateway identity")
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.touch(mode=0o600)
+    tmp.write_bytes(pem)
+    tmp.replace(p)
+    return key

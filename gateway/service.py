@@ -1,0 +1,125 @@
+"""The gateway's run loop: collector sweeps, batcher (seal by count or age), uplink pump.
+
+    gw = Gateway(config.load("gateway.toml"))
+    await gw.run()            # until gw.stop() or, via run_until_signal, SIGTERM/SIGINT
+
+Everything durable lives in the spool; stopping at any moment loses nothing (records not yet
+batched or acked are picked up on the next start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import asdict
+from typing import Any
+
+from gateway.collector import Collector
+from gateway.config import GatewayConfig
+from gateway.spool import Spool
+from gateway.uplink import Uplink
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.1  # batcher / pump period
+
+
+class Gateway:
+    def __init__(self, cfg: GatewayConfig, ble: Any = None, collect: bool = True) -> None:
+        self.cfg = cfg
+        self.spool = Spool(cfg.spool_path, cfg.gateway_id, cfg.load_private_key())
+        self.uplink = Uplink(cfg.mqtt, cfg.gateway_hex, self.spool)
+        self.collector = Collector(cfg, self.spool, ble=ble)
+        self.collect = collect
+        self.sweeps = 0
+        self.sealed = 0
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def _sleep(self, s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), s)
+
+    async def collect_loop(self) -> None:
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                await self.collector.sweep()
+            except Exception:
+                log.exception("sweep failed")
+            self.sweeps += 1
+            await self._sleep(max(0.0, self.cfg.ble.sweep_interval_s - (time.monotonic() - t0)))
+
+    def seal_due(self) -> int:
+        """Seal full batches, and a partial one once its oldest record is max_age_s old."""
+        b = self.cfg.batch
+        n = 0
+        while True:
+            unbatched = self.spool.unbatched_count()
+            if unbatched == 0:
+                break
+            if unbatched < b.max_records:
+                oldest = self.spool.oldest_unbatched()
+                if oldest is None or time.time() - oldest < b.max_age_s:
+                    break
+            if self.spool.seal_batch(b.max_records) is None:
+                break
+            n += 1
+        self.sealed += n
+        return n
+
+    async def batch_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await asyncio.to_thread(self.seal_due)
+                await asyncio.to_thread(self.uplink.pump)
+            except Exception:
+                log.exception("batcher failed")
+            await self._sleep(TICK_S)
+
+    async def run(self) -> None:
+        self._stop.clear()
+        self.uplink.start()
+        tasks = [asyncio.create_task(self.batch_loop(), name="batcher")]
+        if self.collect:
+            tasks.append(asyncio.create_task(self.collect_loop(), name="collector"))
+        log.info("gateway %s running: %d devices, spool %s, broker %s:%d", self.cfg.gateway_hex,
+                 len(self.cfg.devices), self.cfg.spool_path, self.cfg.mqtt.host, self.cfg.mqtt.port)
+        try:
+            await self._stop.wait()
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(self.uplink.stop)
+            self.spool.close()
+            log.info("gateway stopped")
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "gateway_id": self.cfg.gateway_hex,
+            "mqtt_connected": self.uplink.connected,
+            "uplink": asdict(self.uplink.stats),
+            "inflight": self.uplink.inflight(),
+            "spool": asdict(self.spool.counts()),
+            "devices": {k: asdict(v) for k, v in self.collector.devices.items()},
+            "sweeps": self.sweeps,
+            "sealed": self.sealed,
+        }
+
+
+async def run_until_signal(gw: Gateway) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, gw.stop)
+    try:
+        await gw.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,332 @@
+"""The gateway's durable spool: records pulled from devices, sealed signed batches, per-device cursors.
+
+One SQLite file in WAL mode with synchronous=FULL: a commit survives power loss, so the
+collector may ack a device only after `add_records` returns. Nothing here is ever wiped on
+reconnect or restart; rows leave only through `confirm`, after the cloud acked its commit.
+
+Invariant: every record ever added is exactly one of unbatched, in one pending batch, or
+confirmed (deleted). Re-adding a record at or below the device's cursor is a no-op, so a
+confirmed record can never be spooled, and so sent, twice.
+
+All methods are thread-safe (one connection behind a lock): paho callbacks, the asyncio loop
+and worker threads may share one Spool.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from protocol import batch as pbatch
+from protocol import record as precord
+
+log = logging.getLogger(__name__)
+
+# Migrations: index i brings the schema from version i to i + 1. Append, never edit.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE records (
+        id INTEGER PRIMARY KEY,
+        device_id TEXT NOT NULL,          -- 16 hex
+        epoch INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        raw BLOB NOT NULL,                -- the 40-byte record as the device sent it
+        received REAL NOT NULL,           -- unix seconds when spooled
+        batch_id INTEGER NULL REFERENCES batches(bseq),
+        UNIQUE (device_id, epoch, seq)
+    );
+    CREATE INDEX records_batch ON records(batch_id);
+    CREATE TABLE batches (
+        bseq INTEGER PRIMARY KEY,
+        payload BLOB NOT NULL,            -- signed envelope, exactly as published
+        n_records INTEGER NOT NULL,
+        created REAL NOT NULL,
+        published_at REAL NULL,
+        attempts INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE cursors (
+        device_id TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,             -- highest seq ever spooled for the device
+        updated REAL NOT NULL
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value);
+    CREATE TABLE devices (
+        device_id TEXT PRIMARY KEY,
+        last_seen REAL, last_ok REAL, head_seq INTEGER, acked_seq INTEGER, epoch INTEGER,
+        backlog INTEGER, failures INTEGER NOT NULL DEFAULT 0, last_error TEXT
+    );
+    """,
+]
+
+DEVICE_FIELDS = ("last_seen", "last_ok", "head_seq", "acked_seq", "epoch", "backlog", "failures",
+                 "last_error")
+
+
+@dataclass(frozen=True)
+class PendingBatch:
+    bseq: int
+    payload: bytes
+    n_records: int
+    created: float
+    published_at: float | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class SpoolCounts:
+    records: int
+    unbatched: int
+    batches: int
+    unpublished: int
+    batched_records: int
+    oldest_unbatched: float | None  # unix seconds
+    next_bseq: int
+
+
+class Spool:
+    def __init__(self, path: str | Path, gateway_id: bytes | None = None,
+                 key: Ed25519PrivateKey | None = None, clock: Any = time.time) -> None:
+        self.path = Path(path)
+        self.gateway_id = gateway_id
+        self._key = key
+        self._clock = clock
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
+                               timeout=10.0)
+        self.db = sqlite_utils.Database(conn)
+        self._lock = threading.RLock()
+        self._closed = False
+        with self._lock:
+            self._exec("PRAGMA journal_mode=WAL")
+            self._exec("PRAGMA synchronous=FULL")
+            self._exec("PRAGMA foreign_keys=ON")
+            self._exec("PRAGMA busy_timeout=10000")
+            self._migrate()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _exec(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        return self.db.conn.execute(sql, tuple(params))
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction under the lock; committed (fsynced) on exit."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("spool is closed")
+            conn = self.db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._tx() as c:
+            c.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = c.execute("SELECT version FROM schema_version").fetchone()
+            version = row[0] if row else 0
+            if row is None:
+                c.execute("INSERT INTO schema_version VALUES (0)")
+            if version > len(MIGRATIONS):
+                raise RuntimeError(f"spool schema v{version} is newer than this gateway "
+                                   f"(v{len(MIGRATIONS)})")
+            for i in range(version, len(MIGRATIONS)):
+                for stmt in MIGRATIONS[i].split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+                c.execute("UPDATE schema_version SET version = ?", (i + 1,))
+            # bseq starts at creation time in ms, so a gateway whose spool was lost and
+            # recreated never reuses a bseq the cloud has already seen.
+            c.execute("INSERT OR IGNORE INTO meta VALUES ('next_bseq', ?)",
+                      (int(self._clock() * 1000),))
+
+    def schema_version(self) -> int:
+        with self._lock:
+            return int(self._exec("SELECT version FROM schema_version").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self.db.conn.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- records --------------------------------------------------------------------------
+
+    def add_records(self, device_id: bytes, records: Iterable[bytes]) -> int:
+        """Spool records from one device in one durable transaction; returns how many were new.
+
+        Idempotent: a record already spooled, or at or below the device's cursor (already
+        spooled and perhaps confirmed), is ignored. Raises ValueError on a malformed record
+        before writing anything."""
+        dev = device_id.hex()
+        now = self._clock()
+        rows = []
+        for raw in records:
+            f = precord.unpack(bytes(raw))
+            rows.append((dev, f[3], f[4], bytes(raw), now))
+        if not rows:
+            return 0
+        with self._tx() as c:
+            cur = c.execute("SELECT seq FROM cursors WHERE device_id = ?", (dev,)).fetchone()
+            floor = cur[0] if cur else -1
+            fresh = [r for r in rows if r[2] > floor]
+            if len(fresh) < len(rows):
+                log.debug("device %s: %d records at or below cursor %d ignored", dev,
+                          len(rows) - len(fresh), floor)
+            before = c.total_changes
+            c.executemany("INSERT OR IGNORE INTO records (device_id, epoch, seq, raw, received) "
+                          "VALUES (?, ?, ?, ?, ?)", fresh)
+            added = c.total_changes - before
+            if fresh:
+                top = max(r[2] for r in fresh)
+                c.execute("INSERT INTO cursors VALUES (?, ?, ?) ON CONFLICT(device_id) DO UPDATE "
+                          "SET seq = max(seq, excluded.seq), updated = excluded.updated",
+                          (dev, top, now))
+        return added
+
+    def cursor(self, device_id: bytes) -> int | None:
+        """Highest seq ever spooled for the device, or None if none yet."""
+        with self._lock:
+            row = self._exec("SELECT seq FROM cursors WHERE device_id = ?",
+                             (device_id.hex(),)).fetchone()
+        return None if row is None else int(row[0])
+
+    def cursors(self) -> dict[str, int]:
+        with self._lock:
+            return {r[0]: int(r[1]) for r in self._exec("SELECT device_id, seq FROM cursors")}
+
+    def backlog(self) -> dict[str, int]:
+        """Records per device not yet confirmed by the cloud."""
+        with self._lock:
+            return {r[0]: int(r[1]) for r in
+                    self._exec("SELECT device_id, count(*) FROM records GROUP BY device_id")}
+
+    # -- batches --------------------------------------------------------------------------
+
+    def seal_batch(self, max_records: int = 100) -> tuple[int, bytes] | None:
+        """Put up to max_records unbatched records (oldest first) into a new signed batch.
+
+        Returns (bseq, payload), or None when nothing is unbatched. One transaction: the
+        batch row, the records' batch_id and the next bseq commit together."""
+        if self.gateway_id is None or self._key is None:
+            raise RuntimeError("seal_batch needs the gateway id and signing key")
+        max_records = max(1, min(max_records, pbatch.MAX_RECORDS))
+        with self._tx() as c:
+            rows = c.execute("SELECT id, device_id, raw FROM records WHERE batch_id IS NULL "
+                             "ORDER BY id LIMIT ?", (max_records,)).fetchall()
+            if not rows:
+                return None
+            bseq = int(c.execute("SELECT value FROM meta WHERE key = 'next_bseq'").fetchone()[0])
+            now = self._clock()
+            b = pbatch.Batch(self.gateway_id, bseq, int(now * 1000),
+                             [(bytes.fromhex(r[1]), bytes(r[2])) for r in rows])
+            payload = pbatch.sign(b, self._key)
+            if len(payload) > pbatch.MAX_PAYLOAD:  # cannot happen at 1000 x 40 B; guard anyway
+                raise RuntimeError(f"batch of {len(rows)} records is {len(payload)} bytes")
+            c.execute("INSERT INTO batches (bseq, payload, n_records, created) VALUES (?, ?, ?, ?)",
+                      (bseq, payload, len(rows), now))
+            c.executemany("UPDATE records SET batch_id = ? WHERE id = ?", [(bseq, r[0]) for r in rows])
+            c.execute("UPDATE meta SET value = ? WHERE key = 'next_bseq'", (bseq + 1,))
+        return bseq, payload
+
+    def pending_batches(self, limit: int | None = None) -> list[PendingBatch]:
+        """Sealed batches the cloud has not confirmed, oldest first."""
+        sql = ("SELECT bseq, payload, n_records, created, published_at, attempts FROM batches "
+               "ORDER BY bseq")
+        params: tuple[Any, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (limit,)
+        with self._lock:
+            return [PendingBatch(int(r[0]), bytes(r[1]), int(r[2]), float(r[3]), r[4], int(r[5]))
+                    for r in self._exec(sql, params)]
+
+    def batch(self, bseq: int) -> PendingBatch | None:
+        with self._lock:
+            r = self._exec("SELECT bseq, payload, n_records, created, published_at, attempts "
+                           "FROM batches WHERE bseq = ?", (bseq,)).fetchone()
+        return None if r is None else PendingBatch(int(r[0]), bytes(r[1]), int(r[2]), float(r[3]),
+                                                   r[4], int(r[5]))
+
+    def mark_published(self, bseqs: Iterable[int]) -> None:
+        """Record a publish attempt (bookkeeping only; no durability needed beyond WAL)."""
+        now = self._clock()
+        with self._tx() as c:
+            c.executemany("UPDATE batches SET published_at = ?, attempts = attempts + 1 WHERE bseq = ?",
+                          [(now, b) for b in bseqs])
+
+    def confirm(self, bseq: int) -> int:
+        """The cloud committed batch bseq: delete it and its records. Returns records deleted;
+        0 for an unknown or already confirmed bseq (idempotent)."""
+        with self._tx() as c:
+            n = c.execute("DELETE FROM records WHERE batch_id = ?", (bseq,)).rowcount
+            c.execute("DELETE FROM batches WHERE bseq = ?", (bseq,))
+        return int(n)
+
+    def oldest_unbatched(self) -> float | None:
+        with self._lock:
+            r = self._exec("SELECT min(received) FROM records WHERE batch_id IS NULL").fetchone()
+        return None if r[0] is None else float(r[0])
+
+    def unbatched_count(self) -> int:
+        with self._lock:
+            return int(self._exec("SELECT count(*) FROM records WHERE batch_id IS NULL").fetchone()[0])
+
+    def counts(self) -> SpoolCounts:
+        with self._lock:
+            rec, unb, oldest = self._exec(
+                "SELECT count(*), sum(batch_id IS NULL), min(CASE WHEN batch_id IS NULL "
+                "THEN received END) FROM records").fetchone()
+            nb, unpub, nrec = self._exec(
+                "SELECT count(*), sum(published_at IS NULL), sum(n_records) FROM batches").fetchone()
+            nxt = self._exec("SELECT value FROM meta WHERE key = 'next_bseq'").fetchone()[0]
+        return SpoolCounts(int(rec), int(unb or 0), int(nb), int(unpub or 0), int(nrec or 0),
+                           None if oldest is None else float(oldest), int(nxt))
+
+    def iter_records(self) -> Iterator[dict[str, Any]]:
+        """Every spooled record, for inspection/export (raw as hex)."""
+        with self._lock:
+            rows = self._exec("SELECT device_id, epoch, seq, raw, received, batch_id FROM records "
+                              "ORDER BY id").fetchall()
+        for r in rows:
+            yield {"device_id": r[0], "epoch": r[1], "seq": r[2], "raw": bytes(r[3]).hex(),
+                   "received": r[4], "batch": r[5]}
+
+    # -- device status (mirrors the collector's in-memory view, for `status`) --------------
+
+    def set_device_status(self, device_id: bytes, **fields: Any) -> None:
+        bad = set(fields) - set(DEVICE_FIELDS)
+        if bad:
+            raise ValueError(f"unknown device status fields: {bad}")
+        dev = device_id.hex()
+        cols = ", ".join(fields)
+        marks = ", ".join("?" for _ in fields)
+        upd = ", ".join(f"{k} = excluded.{k}" for k in fields) or "device_id = device_id"
+        with self._tx() as c:
+            c.execute(f"INSERT INTO devices (device_id{', ' + cols if cols else ''}) "
+                      f"VALUES (?{', ' + marks if marks else ''}) "
+                      f"ON CONFLICT(device_id) DO UPDATE SET {upd}", (dev, *fields.values()))
+
+    def device_status(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            rows = self._exec(f"SELECT device_id, {', '.join(DEVICE_FIELDS)} FROM devices").fetchall()
+        return {r[0]: dict(zip(DEVICE_FIELDS, r[1:], strict=True)) for r in rows}

@@ -1,0 +1,1 @@
+"""The `mcode` command: one entry point that fronts every tier."""

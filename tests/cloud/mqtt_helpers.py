@@ -1,0 +1,62 @@
+"""A test gateway on the real broker: publishes batches, collects the cloud's acks."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from protocol import batch as pb
+from protocol import record as pr
+from protocol.hmac256 import HmacKey
+from protocol.keys import record_key
+from sim.broker import Broker
+
+WAIT_S = 20.0  # an upper bound on waiting for a message, not a performance threshold
+
+
+def records(device: dict[str, Any], seqs: range | list[int], epoch: int = 1,
+            kind: int = pr.KIND_TAP) -> list[tuple[bytes, bytes]]:
+    key = HmacKey(record_key(bytes.fromhex(device["key"])))
+    dev = bytes.fromhex(device["device_id"])
+    return [(dev, pr.make(key, dev, kind, pr.FLAG_CLOCK_SET, epoch, s, 1_700_000_000 + s,
+                          s.to_bytes(8, "big"))) for s in seqs]
+
+
+class GatewayClient:
+    def __init__(self, broker: Broker, gw_hex: str, password: str,
+                 on_ack: Callable[[dict[str, Any]], Any] | None = None) -> None:
+        self.gw_hex = gw_hex
+        self.acks: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._on_ack = on_ack
+        self._ready = threading.Event()
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.c.username_pw_set(gw_hex, password)
+        self.c.on_connect = lambda cl, ud, fl, rc, props: cl.subscribe(pb.ack_topic(gw_hex), qos=1)
+        self.c.on_subscribe = lambda *a: self._ready.set()
+        self.c.on_message = self._message
+        self.c.connect(broker.host, broker.port)
+        self.c.loop_start()
+        assert self._ready.wait(WAIT_S)
+
+    def _message(self, _c: mqtt.Client, _ud: object, msg: mqtt.MQTTMessage) -> None:
+        ack = pb.decode_ack(bytes(msg.payload))
+        if self._on_ack is not None:
+            ack["seen"] = self._on_ack(ack)
+        self.acks.put(ack)
+
+    def publish(self, payload: bytes, topic: str | None = None) -> None:
+        info = self.c.publish(topic or pb.batch_topic(self.gw_hex), payload, qos=1)
+        assert info.rc == mqtt.MQTT_ERR_SUCCESS
+        info.wait_for_publish(WAIT_S)
+
+    def ack(self) -> dict[str, Any]:
+        return self.acks.get(timeout=WAIT_S)
+
+    def close(self) -> None:
+        self.c.disconnect()
+        self.c.loop_stop()

@@ -1,0 +1,189 @@
+"""Uplink on a real Mosquitto: batches leave the spool only on the cloud's ack, across broker restarts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.enums import CallbackAPIVersion
+
+from gateway.config import MqttConfig
+from gateway.spool import Spool
+from gateway.uplink import Uplink
+from protocol import batch as pbatch
+from sim.broker import Broker
+from tests.conftest import GATEWAY_ID
+from tests.gateway.cloud_acker import CloudAcker, wait_for
+from tests.gateway.helpers import DEV_A, DEV_B, GW_ID, recs
+
+
+@pytest.fixture
+def key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def spool(tmp_path: Path, key: Ed25519PrivateKey) -> Iterator[Spool]:
+    s = Spool(tmp_path / "spool.db", GW_ID, key)
+    yield s
+    s.close()
+
+
+def _uplink(broker: Broker, spool: Spool, **kw: object) -> Uplink:
+    cfg = MqttConfig(host=broker.host, port=broker.port, username=GATEWAY_ID, password="gw-pw",
+                     keepalive=5, **kw)  # type: ignore[arg-type]
+    return Uplink(cfg, GATEWAY_ID, spool)
+
+
+def _fill(spool: Spool, dev: bytes, seqs: range, per_batch: int) -> set[tuple[bytes, bytes]]:
+    rs = recs(dev, seqs)
+    spool.add_records(dev, rs)
+    while spool.seal_batch(per_batch):
+        pass
+    return {(dev, r) for r in rs}
+
+
+def test_deleted_only_after_cloud_ack(broker: Broker, spool: Spool, key: Ed25519PrivateKey) -> None:
+    expected = _fill(spool, DEV_A, range(1, 51), 10)
+    # A cloud that receives but never commits: PUBACKs happen, acks do not.
+    silent = CloudAcker(broker, key.public_key(), decide=lambda b: None)
+    up = _uplink(broker, spool, republish_after_s=0.3)
+    up.start()
+    try:
+        assert up.wait_ready(10)
+        bseqs = {p.bseq for p in spool.pending_batches()}
+        # every batch reached the cloud (so was PUBACKed by the broker), most of them more than once
+        wait_for(lambda: up.pump() >= 0 and silent.delivered == bseqs and silent.deliveries >= 15,
+                 what="batches delivered, and resent, to a cloud that does not ack")
+        assert {p.bseq for p in spool.pending_batches()} == bseqs
+        assert spool.counts().records == 50
+        silent.stop()
+        acker = CloudAcker(broker, key.public_key())
+        wait_for(lambda: up.pump() >= 0 and not spool.pending_batches(), what="all batches confirmed")
+        assert acker.records == expected
+        assert acker.bad_signatures == 0
+        assert spool.counts().records == 0
+        assert up.stats.confirmed == 5
+        acker.stop()
+    finally:
+        up.stop()
+
+
+def test_republish_after_timeout(broker: Broker, spool: Spool, key: Ed25519PrivateKey) -> None:
+    expected = _fill(spool, DEV_A, range(1, 31), 10)
+    seen: set[int] = set()
+
+    def first_dropped(bseq: int) -> str | None:  # the cloud loses each batch's first delivery
+        if bseq in seen:
+            return pbatch.ACK_STORED
+        seen.add(bseq)
+        return None
+
+    acker = CloudAcker(broker, key.public_key(), decide=first_dropped)
+    up = _uplink(broker, spool, republish_after_s=0.3)
+    up.start()
+    try:
+        wait_for(lambda: up.pump() >= 0 and not spool.pending_batches(), what="all confirmed")
+        assert acker.records == expected
+        assert up.stats.republished >= 3
+    finally:
+        up.stop()
+        acker.stop()
+
+
+def test_quarantined_ack_clears(broker: Broker, spool: Spool, key: Ed25519PrivateKey) -> None:
+    _fill(spool, DEV_A, range(1, 21), 10)
+    acker = CloudAcker(broker, key.public_key(), decide=lambda b: pbatch.ACK_QUARANTINED)
+    up = _uplink(broker, spool)
+    up.start()
+    try:
+        wait_for(lambda: not spool.pending_batches(), what="quarantined batches cleared")
+        assert up.stats.quarantined == 2 and up.stats.confirmed == 0
+        assert spool.counts().records == 0
+        assert acker.records == set()
+    finally:
+        up.stop()
+        acker.stop()
+
+
+def test_unknown_ack_status_keeps_batch(broker: Broker, spool: Spool, key: Ed25519PrivateKey) -> None:
+    _fill(spool, DEV_A, range(1, 11), 10)
+    acker = CloudAcker(broker, key.public_key(), decide=lambda b: "retry-later")
+    up = _uplink(broker, spool)
+    up.start()
+    try:
+        wait_for(lambda: up.stats.acks_other >= 1, what="the odd ack")
+        assert len(spool.pending_batches()) == 1 and spool.counts().records == 10
+    finally:
+        up.stop()
+        acker.stop()
+
+
+def test_broker_restart_mid_stream_loses_nothing(broker: Broker, spool: Spool,
+                                                 key: Ed25519PrivateKey) -> None:
+    acker = CloudAcker(broker, key.public_key())
+    up = _uplink(broker, spool, republish_after_s=5.0, max_inflight=8)
+    up.start()
+    expected: set[tuple[bytes, bytes]] = set()
+    stop = threading.Event()
+    producer_error: list[BaseException] = []
+
+    def produce() -> None:  # the collector side: keeps spooling and sealing throughout
+        try:
+            seq = 1
+            while not stop.is_set() and seq <= 3000:
+                for dev in (DEV_A, DEV_B):
+                    expected.update(_fill(spool, dev, range(seq, seq + 25), 20))
+                seq += 25
+                up.pump()
+                stop.wait(0.01)
+        except BaseException as e:  # surfaced by the assert below
+            producer_error.append(e)
+
+    t = threading.Thread(target=produce)
+    t.start()
+    try:
+        wait_for(lambda: up.stats.confirmed >= 20, what="stream under way")
+        broker.stop()
+        wait_for(lambda: not up.connected, what="gateway sees the broker gone")
+        before = up.stats.confirmed
+        stop.wait(1.0)  # records keep arriving while the broker is down
+        assert up.stats.confirmed == before
+        broker.start()  # same port, same persistence dir
+        wait_for(lambda: up.stats.connects >= 2, what="gateway reconnects")
+        stop.set()
+        t.join(30)
+        assert not producer_error, producer_error
+        wait_for(lambda: up.pump() >= 0 and spool.counts().records == 0, timeout=60,
+                 what="everything confirmed after the restart")
+        assert acker.records == expected
+        assert acker.bad_signatures == 0
+        assert not spool.pending_batches()
+    finally:
+        stop.set()
+        t.join(30)
+        up.stop()
+        acker.stop()
+
+
+def test_status_online_then_offline(broker: Broker, spool: Spool) -> None:
+    got: list[bytes] = []
+    ready = threading.Event()
+    obs = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    obs.username_pw_set("cloud", "cloud-pw")
+    obs.on_subscribe = lambda *a: ready.set()
+    obs.on_message = lambda cl, ud, m: got.append(bytes(m.payload))
+    obs.connect(broker.host, broker.port)
+    obs.subscribe(pbatch.status_topic(GATEWAY_ID), qos=1)
+    obs.loop_start()
+    assert ready.wait(10)
+    up = _uplink(broker, spool)
+    up.start()
+    wait_for(lambda: b"online" in got, what="online status")
+    up.stop()
+    wait_for(lambda: got[-1:] == [b"offline"], what="offline status")
+    obs.loop_stop()

@@ -1,0 +1,1 @@
+"""Field technicians' tools: build, flash, provision and diagnose devices."""
