@@ -52,7 +52,9 @@ class VirtualDevice:
         (self.flash / "config.json").write_text(json.dumps(config))
 
     def start(self) -> VirtualDevice:
-        env = dict(os.environ, MICROPYPATH=micropypath(), MCODE_RADIO=self.radio)
+        # A stable random static address per device, so a restarted device is the same peer.
+        addr = ":".join(self.device_id[i:i + 2] for i in range(4, 16, 2))
+        env = dict(os.environ, MICROPYPATH=micropypath(), MCODE_RADIO=self.radio, MCODE_RADIO_ADDR=addr)
         log = open(self.flash / "console.log", "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
             [micropython_exe(), "-X", f"heapsize={self.heapsize}", str(ROOT / "firmware" / "main.py")],

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from bleak import BleakClient
 
-from gateway.ble.factory import make_client, make_scanner
+from gateway.ble.factory import discover, make_client
 from protocol import gatt, record
 
 
@@ -32,8 +32,7 @@ class Phone:
 
     async def find_displays(self, timeout: float = 2.0) -> dict[str, str]:
         """name (mc-XXXX) -> address of every display in range."""
-        found = await make_scanner(self.ble_spec, service_uuids=[gatt.SERVICE]).discover(
-            timeout=timeout, return_adv=True)
+        found = await discover(self.ble_spec, timeout, service_uuids=[gatt.SERVICE])
         return {adv.local_name or dev.name or "": dev.address for dev, adv in found.values()}
 
     async def tap(self, address: str, timeout: float = 10.0) -> Receipt:

@@ -1,0 +1,37 @@
+"""`mcode`: one command fronting every tier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cloud.cli import app as cloud_app
+from gateway.cli import app as gateway_app
+from tools.cli import app as tools_app
+
+app = typer.Typer(help="mcode: rotating M-codes, BLE gateway, reward cloud.", no_args_is_help=True)
+app.add_typer(gateway_app, name="gateway")
+app.add_typer(cloud_app, name="cloud")
+app.add_typer(tools_app, name="tools")
+
+
+@app.command()
+def demo(devices: Annotated[int, typer.Option(help="virtual devices")] = 3,
+         duration: Annotated[float | None,
+                             typer.Option(help="seconds of shoppers; default: until Ctrl-C")] = None,
+         check: Annotated[bool, typer.Option(help="then drain, check, print one JSON line")] = False,
+         workdir: Annotated[Path | None, typer.Option(help="keep state and logs here")] = None,
+         drain: Annotated[float, typer.Option(help="seconds allowed for the pipeline to drain")] = 60.0,
+         seed: Annotated[int, typer.Option(help="shoppers' random seed")] = 1) -> None:
+    """Run the virtual fleet: Mosquitto, BLE radio, cloud, gateway, devices and shoppers."""
+    from sim.demo import run_demo
+
+    if check and duration is None:
+        raise typer.BadParameter("--check needs --duration")
+    raise typer.Exit(run_demo(devices, duration, check, workdir, drain, seed))
+
+
+if __name__ == "__main__":
+    app()

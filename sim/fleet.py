@@ -1,0 +1,156 @@
+"""The whole virtual fleet as processes: Mosquitto, the radio, the cloud, a gateway, N devices.
+
+Each tier runs as its own process on its real component, as it would in a shop:
+devices in the MicroPython interpreter, the gateway and the cloud as `mcode` commands.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from sim.broker import Broker
+from sim.devices import VirtualDevice
+from sim.ports import free_port, wait_port
+from sim.radio.hub import RadioHub
+
+
+@dataclass
+class FleetPlan:
+    devices: int = 3
+    base_code: str = "4919"
+    digits: int = 2
+    period_s: int = 20
+    pool_minor: int = 4000  # one order's reward pool, in minor units (40.00)
+    heapsize: str = "128K"
+
+
+def _mcode(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mcode.cli", *args]
+
+
+@dataclass
+class Fleet:
+    workdir: Path
+    plan: FleetPlan
+    broker: Broker | None = None
+    hub: RadioHub | None = None
+    devices: list[VirtualDevice] = field(default_factory=list)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    http_port: int = 0
+    db_url: str = ""
+    merchant: dict[str, Any] = field(default_factory=dict)
+    gateway_id: str = ""
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def ble_spec(self) -> str:
+        assert self.hub is not None
+        return "bumble:" + self.hub.hci_spec
+
+    @property
+    def merchant_url(self) -> str:
+        return f"{self.api}/merchant?key={self.merchant['api_key']}"
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                            env=dict(os.environ, **(env or {})), cwd=self.workdir)
+
+    def start(self) -> Fleet:
+        from cloud import provision
+        from cloud.db import make_engine, make_session_factory
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        p = self.plan
+        self.gateway_id = secrets.token_hex(8)
+        cloud_pw, gw_pw = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+        self.broker = Broker(self.workdir / "broker", {"cloud": cloud_pw, self.gateway_id: gw_pw}).start()
+        self.hub = RadioHub()
+        self.hub.start()
+
+        # Provision as a technician would: merchant, campaign, devices, gateway.
+        self.db_url = f"sqlite:///{self.workdir / 'cloud.sqlite'}"
+        engine = make_engine(self.db_url)
+        sf = make_session_factory(engine)
+        self.merchant = provision.create_merchant(sf, "Demo shop 演示商店")
+        slots = max(4, p.devices)
+        camp = provision.create_campaign(sf, self.merchant["merchant_id"], p.base_code, slots, p.digits,
+                                         p.period_s, p.pool_minor, "扫码有礼", "Tap and share")
+        gw_key = Ed25519PrivateKey.generate()
+        key_path = self.workdir / "gateway" / "gateway.key"
+        key_path.parent.mkdir(parents=True, exist_ok=True)
+        key_path.write_bytes(gw_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        key_path.chmod(0o600)
+        pub = gw_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        for i in range(p.devices):
+            cfg = provision.create_device(sf, camp["campaign_id"], slot=i, label=f"Display {i + 1}")
+            dev = VirtualDevice(self.workdir / "devices" / cfg["device_id"], self.hub.dev_addr, p.heapsize)
+            dev.provision(cfg)
+            self.devices.append(dev)
+        provision.create_gateway(sf, self.gateway_id, pub.hex(), self.merchant["merchant_id"], "back room")
+        dev_keys = provision.gateway_device_keys(sf, self.gateway_id)
+        engine.dispose()
+        self._write_gateway_config(gw_pw, dev_keys)
+
+        self.http_port = free_port()
+        self._spawn("cloud", _mcode("cloud", "run", "--port", str(self.http_port)), {
+            "MCODE_CLOUD_DB_URL": self.db_url, "MCODE_CLOUD_BROKER_PORT": str(self.broker.port),
+            "MCODE_CLOUD_BROKER_PASSWORD": cloud_pw, "MCODE_CLOUD_ADMIN_KEY": secrets.token_urlsafe(24)})
+        wait_port(self.http_port, timeout=30)
+        for dev in self.devices:
+            dev.start()
+        gw_conf = str(self.workdir / "gateway" / "gateway.toml")
+        self._spawn("gateway", _mcode("gateway", "run", "--config", gw_conf))
+        return self
+
+    def _write_gateway_config(self, password: str, dev_keys: list[dict[str, Any]]) -> None:
+        assert self.broker is not None
+        lines = [
+            f'gateway_id = "{self.gateway_id}"', 'private_key = "gateway.key"', 'spool = "spool.sqlite"', "",
+            "[mqtt]", f'host = "{self.broker.host}"', f"port = {self.broker.port}",
+            f'username = "{self.gateway_id}"', f'password = "{password}"', "republish_after_s = 5.0", "",
+            "[ble]", f'backend = "{self.ble_spec}"', "scan_s = 1.0", "sweep_interval_s = 1.0",
+            "connect_timeout_s = 5.0", "backoff_base_s = 1.0", "backoff_max_s = 5.0", "",
+            "[batch]", "max_records = 100", "max_age_s = 0.5", "",
+        ]
+        for d in dev_keys:
+            lines += ["[[devices]]", f'id = "{d["device_id"]}"', f'key = "{d["gateway_key"]}"', ""]
+        path = self.workdir / "gateway" / "gateway.toml"
+        path.write_text("\n".join(lines))
+        path.chmod(0o600)
+
+    def check_alive(self) -> list[str]:
+        dead = [n for n, pr in self.procs.items() if pr.poll() is not None]
+        dead += [d.device_id for d in self.devices if not d.alive()]
+        return dead
+
+    def stop(self) -> None:
+        for pr in self.procs.values():
+            if pr.poll() is None:
+                pr.send_signal(signal.SIGTERM)
+        for pr in self.procs.values():
+            try:
+                pr.wait(10)
+            except subprocess.TimeoutExpired:
+                pr.kill()
+                pr.wait()
+        for d in self.devices:
+            d.stop()
+        if self.hub is not None:
+            self.hub.stop()
+        if self.broker is not None:
+            self.broker.stop()
