@@ -52,14 +52,21 @@ def render(merchant_name: str, stats: dict[str, Any]) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(L["title"][0])} · {escape(L["title"][1])} · {escape(merchant_name)}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5rem; }}
-table {{ border-collapse: collapse; }} th, td {{ border: 1px solid #ccc; padding: .3rem .6rem; }}
-td.scans, td.events, td.gaps, td.entries {{ text-align: right; }} .en {{ color: #666; font-size: .9em; }}
+body {{ font-family: system-ui, "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC",
+       "WenQuanYi Micro Hei", sans-serif; margin: 1.5rem; color: #222; }}
+h1 {{ font-size: 1.6rem; margin: 0 0 .8rem; }}
+table {{ border-collapse: collapse; font-variant-numeric: tabular-nums; }}
+th, td {{ border: 1px solid #ccc; padding: .3rem .6rem; }}
+thead th {{ background: #f4f4f4; vertical-align: bottom; }}
+td.scans, td.events, td.gaps, td.entries, tfoot td {{ text-align: right; }}
+tfoot th {{ text-align: left; }} tfoot th, tfoot td {{ background: #f4f4f4; font-weight: bold; }}
+.en {{ color: #666; font-size: .9em; }} thead .en {{ display: block; }}
+p.note {{ color: #444; font-size: .9em; }}
 </style></head><body>
 <h1>{_t("title")} · {escape(merchant_name)}</h1>
 <p>{_t("orders")}: <b id="orders">{tot["orders"]}</b> · {_t("paid")}:
 <b id="paid">{tot["pool_paid_minor"]}</b></p>
 <table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody><tfoot>{foot}</tfoot></table>
-<p>{_t("gaps_note")}</p>
+<p class="note">{_t("gaps_note")}</p>
 </body></html>
 """

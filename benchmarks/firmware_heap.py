@@ -1,0 +1,102 @@
+"""Peak GC heap of the real firmware while it serves BLE: phones tap it and the gateway pulls
+its log over the virtual radio, under `micropython -X heapsize=128K`.
+
+Run: python -m benchmarks.firmware_heap [--taps 60]
+Reports the heap used by the firmware as a ratio of the heap limit, with the bare
+interpreter (measured in the same run, before the firmware is imported) as the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+from gateway.ble.factory import ble_session
+from gateway.collector import Collector
+from gateway.config import BleConfig, Device, GatewayConfig
+from gateway.spool import Spool
+from protocol import keys
+from sim.devices import ROOT, micropypath, micropython_exe
+from sim.phone import Phone
+from sim.radio.hub import RadioHub
+
+HEAP = 128 * 1024
+
+
+def _gateway_sweep(cfg: GatewayConfig, spool: Spool) -> None:
+    """One gateway pull, on its own loop and so its own radio host: the gateway is another machine."""
+
+    async def sweep() -> None:
+        async with ble_session():
+            await Collector(cfg, spool).sweep()
+
+    asyncio.run(sweep())
+
+
+async def _drive(spec: str, name: str, cfg: GatewayConfig, spool: Spool, taps: int) -> int:
+    phone = Phone(spec)
+    async with ble_session():
+        for _ in range(100):
+            found = await phone.find_displays(0.5)
+            if name in found:
+                break
+        address = found[name]
+        await asyncio.to_thread(_gateway_sweep, cfg, spool)  # sets the clock, pulls the boot record
+        done = 0
+        for i in range(taps):
+            await phone.tap(address)
+            done += 1
+            if i % 20 == 19:
+                await asyncio.to_thread(_gateway_sweep, cfg, spool)
+        await asyncio.to_thread(_gateway_sweep, cfg, spool)
+    return done
+
+
+def measure(taps: int, seconds: float) -> dict[str, int | float]:
+    work = Path(tempfile.mkdtemp(prefix="mcode-heap-"))
+    dev_key, dev_id, gw_id = os.urandom(32), os.urandom(8), os.urandom(8)
+    flash = work / "flash"
+    flash.mkdir()
+    (flash / "config.json").write_text(json.dumps({
+        "device_id": dev_id.hex(), "key": dev_key.hex(), "base": "4919", "slot": 0, "slots": 4,
+        "digits": 2, "period": 60, "label": "Heap probe", "name": "mc-" + dev_id.hex()[-4:], "fw": 1}))
+    with RadioHub() as hub:
+        env = dict(os.environ, MICROPYPATH=micropypath(), MCODE_RADIO=hub.dev_addr)
+        proc = subprocess.Popen([micropython_exe(), "-X", f"heapsize={HEAP // 1024}K",
+                                 str(ROOT / "benchmarks" / "mp_heap_probe.py"), str(seconds)],
+                                cwd=flash, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        spec = "bumble:" + hub.hci_spec
+        cfg = GatewayConfig(gateway_id=gw_id, private_key_path=work / "unused.key",
+                            spool_path=work / "spool.sqlite",
+                            ble=BleConfig(backend=spec, scan_s=0.5, connect_timeout_s=5.0),
+                            devices=(Device(dev_id, keys.gateway_key(dev_key, gw_id)),))
+        spool = Spool(cfg.spool_path)
+        done = asyncio.run(_drive(spec, "mc-" + dev_id.hex()[-4:], cfg, spool, taps))
+        out, _ = proc.communicate(timeout=seconds + 30)
+    line = next((ln for ln in out.splitlines() if ln.startswith("HEAP ")), None)
+    if line is None:
+        raise RuntimeError(out[-2000:])
+    f = {k: int(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+    return {"taps": done, "records_spooled": spool.counts().records, "device_head_seq": f["head"],
+            "heap_limit": HEAP, "interpreter_base": f["base"], "live_peak": f["live_peak"],
+            "live_end": f["live_end"], "alloc_peak_between_collects": f["peak"],
+            "live_peak_ratio_of_limit": round(f["live_peak"] / HEAP, 3),
+            "live_peak_ratio_of_interpreter_base": round(f["live_peak"] / f["base"], 1)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--taps", type=int, default=60)
+    ap.add_argument("--seconds", type=float, default=40.0)
+    a = ap.parse_args()
+    print(json.dumps(measure(a.taps, a.seconds)))
+
+
+if __name__ == "__main__":
+    main()
