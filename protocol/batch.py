@@ -110,7 +110,7 @@ def verify(body: bytes, sig: bytes, public_key: Ed25519PublicKey) -> bool:
 
 
 # Ack from the cloud to a gateway, published after the cloud's commit.
-ACK_STORED = "stored"  # every record stored now or before
+ACK_STORED = "stored"  # good records stored now or before; bad ones quarantined (see "rej", "reason")
 ACK_QUARANTINED = "quarantined"  # the batch itself was refused and kept with its reason
 
 
