@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sim.process import stop_process
+
 ROOT = Path(__file__).resolve().parents[1]
 HOST_SHIMS = ROOT / "sim" / "micropython"
 
@@ -65,13 +67,7 @@ class VirtualDevice:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, sig, wait_s=5)
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sim.broker import Broker
 from sim.devices import VirtualDevice
 from sim.ports import free_port, wait_port
+from sim.process import stop_process
 from sim.radio.hub import RadioHub
 
 
@@ -143,11 +144,7 @@ class Fleet:
             if pr.poll() is None:
                 pr.send_signal(signal.SIGTERM)
         for pr in self.procs.values():
-            try:
-                pr.wait(10)
-            except subprocess.TimeoutExpired:
-                pr.kill()
-                pr.wait()
+            stop_process(pr)
         for d in self.devices:
             d.stop()
         if self.hub is not None:
