@@ -72,6 +72,7 @@ class Collector:
         self.devices: dict[str, DeviceState] = {d.hex: DeviceState() for d in cfg.devices}
         self._addr_state: dict[str, DeviceState] = {}  # back-off for addresses not yet identified
         self._addr_to_id: dict[str, str] = {}
+        self._not_ours: set[str] = set()  # addresses whose INFO named a device not in the allowlist
         self._sem = asyncio.Semaphore(max(1, cfg.ble.concurrency))
         self._busy: set[str] = set()  # addresses being pulled now
 
@@ -98,7 +99,7 @@ class Collector:
                 continue
             name = adv.local_name or getattr(dev, "name", None)
             dev_hex = self._addr_to_id.get(address)
-            if dev_hex is None and name:
+            if dev_hex is None and name and address not in self._not_ours:
                 m = NAME_RE.match(name)
                 if m:
                     ids = self._by_suffix.get(m.group(1).lower(), [])
@@ -166,6 +167,11 @@ class Collector:
         return min(b.backoff_max_s, b.backoff_base_s * 2 ** (failures - 1)) * random.uniform(0.5, 1.5)
 
     async def _failed(self, c: Candidate, err: SessionError) -> None:
+        if err.reason == "not_allowed":
+            # The name only guessed which device this is; INFO says it is none of ours. Back off
+            # (and report) by address, not on the allowlisted device whose name it shares.
+            self._not_ours.add(c.address)
+            c = Candidate(c.target, c.address, c.name, None)
         st = self._state_for(c)
         st.failures += 1
         st.last_error = str(err)[:200]
@@ -180,6 +186,7 @@ class Collector:
     async def _succeeded(self, c: Candidate, res: PullResult) -> None:
         dev_hex = res.device_id.hex()
         self._addr_to_id[c.address] = dev_hex
+        self._not_ours.discard(c.address)
         self._addr_state.pop(c.address, None)
         st = self.devices[dev_hex]
         st.last_seen = st.last_ok = self.clock()

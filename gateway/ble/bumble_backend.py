@@ -13,8 +13,10 @@ client did not ask for, as bleak's base class documents). Not covered: pairing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any, Literal, cast
 from uuid import UUID
 
@@ -121,6 +123,21 @@ def _gatt_error(e: Exception) -> BleakError:
     return BleakError(f"{type(e).__name__}: {e}")
 
 
+@contextlib.contextmanager
+def _gatt_errors() -> Iterator[None]:
+    """bumble errors as BleakError. bumble *cancels* a pending GATT request when the link
+    drops, so a CancelledError while our own task is not being cancelled is a disconnect."""
+    try:
+        yield
+    except (att.ATT_Error, core.BaseBumbleError) as e:
+        raise _gatt_error(e) from e
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is None or task.cancelling():
+            raise
+        raise BleakError("disconnected during a GATT request") from None
+
+
 class BumbleClient(BaseBleakClient):
     def __init__(self, address_or_ble_device: BLEDevice | str, *, bumble_transport: str,
                  mtu: int = WANT_MTU, **kwargs: Any) -> None:
@@ -160,8 +177,9 @@ class BumbleClient(BaseBleakClient):
         connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
         try:
             self._peer = Peer(connection)
-            await self._peer.request_mtu(self._want_mtu)
-            self.services = await self._discover(self._peer)
+            with _gatt_errors():
+                await self._peer.request_mtu(self._want_mtu)
+                self.services = await self._discover(self._peer)
         except BaseException:
             with contextlib.suppress(Exception):
                 await self.disconnect()
@@ -217,30 +235,22 @@ class BumbleClient(BaseBleakClient):
 
     async def read_gatt_char(self, characteristic: BleakGATTCharacteristic, *, use_cached: bool = False,
                              **kwargs: Any) -> bytearray:
-        try:
+        with _gatt_errors():
             return bytearray(await self._require().read_value(characteristic.handle))
-        except (att.ATT_Error, core.BaseBumbleError) as e:
-            raise _gatt_error(e) from e
 
     async def read_gatt_descriptor(self, descriptor: BleakGATTDescriptor, *, use_cached: bool = False,
                                    **kwargs: Any) -> bytearray:
-        try:
+        with _gatt_errors():
             return bytearray(await self._require().read_value(descriptor.handle))
-        except (att.ATT_Error, core.BaseBumbleError) as e:
-            raise _gatt_error(e) from e
 
     async def write_gatt_char(self, characteristic: BleakGATTCharacteristic, data: SizedBuffer,
                               response: bool) -> None:
-        try:
+        with _gatt_errors():
             await self._require().write_value(characteristic.handle, bytes(data), with_response=response)
-        except (att.ATT_Error, core.BaseBumbleError) as e:
-            raise _gatt_error(e) from e
 
     async def write_gatt_descriptor(self, descriptor: BleakGATTDescriptor, data: SizedBuffer) -> None:
-        try:
+        with _gatt_errors():
             await self._require().write_value(descriptor.handle, bytes(data), with_response=True)
-        except (att.ATT_Error, core.BaseBumbleError) as e:
-            raise _gatt_error(e) from e
 
     async def start_notify(self, characteristic: BleakGATTCharacteristic, callback: NotifyCallback,
                            **kwargs: Any) -> None:
@@ -249,17 +259,13 @@ class BumbleClient(BaseBleakClient):
         def subscriber(value: bytes) -> None:
             callback(bytearray(value))
 
-        try:
+        with _gatt_errors():
             await self._require().subscribe(proxy, subscriber, prefer_notify=True)
-        except (att.ATT_Error, core.BaseBumbleError) as e:
-            raise _gatt_error(e) from e
         self._subscribers[characteristic.handle] = subscriber
 
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
         subscriber = self._subscribers.pop(characteristic.handle, None)
         if subscriber is None:
             return
-        try:
+        with _gatt_errors():
             await self._require().unsubscribe(characteristic.obj, subscriber)
-        except (att.ATT_Error, core.BaseBumbleError) as e:
-            raise _gatt_error(e) from e

@@ -1,4 +1,6 @@
-"""Firmware v0, run under the real MicroPython interpreter, plus an ESP32 compile check."""
+"""Firmware v0, run under the real MicroPython interpreter, plus an ESP32 compile check.
+
+The BLE glue (firmware/radio.py) is tested on the real virtual radio in test_firmware_radio.py."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ from pathlib import Path
 
 from tests.mp.harness import ROOT, assert_all_pass
 
-FAKE_BLE = ROOT / "tests" / "firmware" / "fakeble"
 # The protocol modules the device imports (batch.py is CPython-only).
 PROTOCOL = ["__init__", "hmac256", "keys", "rotation", "record", "command", "gatt"]
 
@@ -20,11 +21,6 @@ def test_scanlog() -> None:
 
 def test_device() -> None:
     assert_all_pass("tests.firmware.mp_device", heapsize="128K")
-
-
-def test_ble_glue() -> None:
-    # The only test that uses a stand-in `bluetooth` (see fakeble/bluetooth.py).
-    assert_all_pass("tests.firmware.mp_radio", heapsize="128K", extra_path=(FAKE_BLE,))
 
 
 def test_startup_without_ble() -> None:
