@@ -5,6 +5,7 @@ import struct
 import config
 from device import Device
 from display_host import HostDisplay
+
 from protocol import command, gatt, keys, record, rotation
 from tests.firmware import fwtest as T
 

@@ -1,8 +1,9 @@
 # scanlog under MicroPython: append, read, reboot recovery, torn tail.
 import os
 
-from protocol import record
 from scanlog import ScanLog
+
+from protocol import record
 from tests.firmware import fwtest as T
 
 

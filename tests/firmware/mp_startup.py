@@ -9,6 +9,7 @@ import os
 import struct
 
 import main
+
 from protocol import command, gatt, record
 from tests.firmware import fwtest as T
 
@@ -38,9 +39,9 @@ def test_session_heap():
         peak = [0]
 
         async def go():
-            from device import Device
             import config
             import hw
+            from device import Device
 
             cfg = config.load(root)
             dev = Device(cfg, root, radio, hw.make_display(cfg, root))

