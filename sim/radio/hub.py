@@ -39,6 +39,7 @@ class Air:
         self.servers: list[asyncio.Server] = []
         self.sessions: set[DeviceSession] = set()
         self.hci_sessions: set[HciSession] = set()
+        self.handlers: set[asyncio.Task[None]] = set()
 
     async def open(self, hci_port: int = 0, dev_port: int = 0) -> tuple[int, int]:
         loop = asyncio.get_running_loop()
@@ -55,10 +56,15 @@ class Air:
     async def _device(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = DeviceSession(self.link, reader, writer)
         self.sessions.add(session)
+        task = asyncio.current_task()
+        if task is not None:
+            self.handlers.add(task)
         try:
             await session.run()
         finally:
             self.sessions.discard(session)
+            if task is not None:
+                self.handlers.discard(task)
 
     async def close(self) -> None:
         for server in self.servers:
@@ -67,7 +73,10 @@ class Air:
             session.close()
         for hci_session in list(self.hci_sessions):
             hci_session.close()
-        # Python 3.11's Server.wait_closed does not wait for handlers, so don't block on it.
+        # Python 3.11's Server.wait_closed does not wait for handlers: let the closed sessions'
+        # handlers finish (bounded) so none is destroyed while pending when the loop closes.
+        if self.handlers:
+            await asyncio.wait(list(self.handlers), timeout=2.0)
         await asyncio.sleep(0)
 
 
