@@ -1,8 +1,16 @@
-# Device configuration: config.json in the flash root, written at provisioning.
-# Parsed once at boot into plain attributes; hex fields become bytes.
+# Device configuration: config.json in the flash root, written at provisioning,
+# then the overlay devconfig.bin: the last cloud-sealed config blob the device
+# accepted over BLE (protocol/devconfig.py), kept verbatim and re-verified at
+# boot. Parsed once at boot into plain attributes; hex fields become bytes.
 import json
+import os
+
+from protocol import devconfig, keys
+from protocol.hmac256 import HmacKey
 
 FILE = "config.json"
+OVERLAY = "devconfig.bin"
+_TMP = "devconfig.tmp"
 
 
 class ConfigError(Exception):
@@ -22,6 +30,8 @@ class Config:
         except (KeyError, ValueError, TypeError) as e:
             raise ConfigError("bad config: %r" % (e,))
         self.label = str(d.get("label", ""))
+        self.tx_power = int(d.get("tx_power", 0))  # dBm; applied to the radio once a sealed config sets it
+        self.version = 0  # config version: the overlay's, 0 for config.json alone
         self.name = str(d.get("name", "mc-" + d["device_id"][-4:]))
         self.fw = int(d.get("fw", 0))
         # Optional hardware hints for the device build; the host ignores them.
@@ -33,10 +43,46 @@ class Config:
             raise ConfigError("bad period or base")
 
 
+    def apply(self, s):
+        """Take a verified devconfig.Settings."""
+        self.version = s.version
+        self.base = s.base
+        self.slot = s.slot
+        self.slots = s.slots
+        self.digits = s.digits
+        self.period = s.period
+        self.label = s.label
+        self.tx_power = s.tx_power
+
+
+def save_overlay(root, blob):
+    """Atomically replace the overlay: write a temp file, then rename over it
+    (littlefs renames atomically), so a power cut leaves the old or the new blob."""
+    with open(root + _TMP, "wb") as f:
+        f.write(blob)
+    os.rename(root + _TMP, root + OVERLAY)
+
+
+def _overlay(cfg, root):
+    try:
+        with open(root + OVERLAY, "rb") as f:
+            blob = f.read()
+    except OSError:
+        return
+    st, s = devconfig.unseal(HmacKey(keys.config_key(cfg.key)), cfg.device_id, blob)
+    if s is None:
+        # Only a damaged flash gets here (the file is replaced by rename alone).
+        print("config: overlay refused, status", st)
+        return
+    cfg.apply(s)
+
+
 def load(root=""):
     try:
         with open(root + FILE) as f:
             d = json.load(f)
     except OSError:
         raise ConfigError("no " + root + FILE)
-    return Config(d)
+    cfg = Config(d)
+    _overlay(cfg, root)
+    return cfg

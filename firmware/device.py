@@ -9,13 +9,15 @@
 # Every wire rule comes from protocol/; nothing here re-implements one.
 import os
 import struct
+import time
 
 import asyncio
 from micropython import const
 
+import config
 from clock import Clock
 from display import NOT_SYNCED
-from protocol import command, gatt, keys, record, rotation
+from protocol import command, devconfig, gatt, keys, record, rotation
 from protocol.hmac256 import HmacKey
 from scanlog import ScanLog
 
@@ -26,9 +28,17 @@ _SEND_WAIT_MS = const(10)
 _MAX_CONNS = const(8)  # per-connection table bound, in case a disconnect was missed
 _MAX_WAIT_MS = const(30000)  # display task wakes at least this often
 
-# Per-connection state: [mtu, streaming]
+# Per-connection state: [mtu, streaming, tap tokens, ticks_ms of the last refill]
 _MTU = const(0)
 _STREAMING = const(1)
+_TOKENS = const(2)
+_REFILL_AT = const(3)
+# Tap rate limit, a token bucket per connection: a burst of _TAP_BURST taps,
+# then one more every _TAP_EVERY_MS. A phone taps once per connection; a flood
+# is refused with RATE_LIMITED before it reaches the flash, so it costs the
+# gateway's LOG stream (another connection) nothing.
+_TAP_BURST = const(4)
+_TAP_EVERY_MS = const(500)
 _DEFAULT_MTU = const(23)
 
 
@@ -42,6 +52,8 @@ class Device:
         self.nonce = nonce or os.urandom(8)
         self._rec = HmacKey(keys.record_key(cfg.key))
         self._rotor = rotation.Rotor(keys.rotation_key(cfg.key), cfg.slot, cfg.slots, cfg.digits)
+        self._ckey = HmacKey(keys.config_key(cfg.key))
+        self._root = root
         self._gw_id = None  # cache of the last gateway's derived key
         self._gw_key = None
         self.last_ctr = 0
@@ -73,7 +85,7 @@ class Device:
         if st is None:
             if len(self._conns) >= _MAX_CONNS:
                 self._conns.clear()
-            st = [_DEFAULT_MTU, False]
+            st = [_DEFAULT_MTU, False, _TAP_BURST, time.ticks_ms()]
             self._conns[conn] = st
         return st
 
@@ -99,6 +111,9 @@ class Device:
         after the record is flushed to flash. Returns what was notified."""
         if len(data) != gatt.TAP_LEN or data[0] != gatt.TAP_VERSION:
             return self._refuse(conn, command.MALFORMED)
+        st = self._conns.get(conn)
+        if st is not None and not self._tap_token(st):
+            return self._refuse(conn, command.RATE_LIMITED)
         flags, t = self._stamp()
         try:
             rec = self.log.append(record.KIND_TAP, flags, t, data[1:gatt.TAP_LEN])
@@ -109,6 +124,21 @@ class Device:
         self._radio.tap_receipt(conn, rec)
         self._info_changed()
         return rec
+
+    def _tap_token(self, st):
+        # Ints only: no allocation per tap. Every connection the radio reports has
+        # state (on_connect); host drivers that call on_tap without one are not limited.
+        now = time.ticks_ms()
+        n = time.ticks_diff(now, st[_REFILL_AT]) // _TAP_EVERY_MS
+        if n > 0:
+            st[_TOKENS] = min(_TAP_BURST, st[_TOKENS] + n)
+            st[_REFILL_AT] = time.ticks_add(st[_REFILL_AT], n * _TAP_EVERY_MS)
+        if st[_TOKENS] >= _TAP_BURST:
+            st[_REFILL_AT] = now  # a full bucket does not bank time
+        if st[_TOKENS] <= 0:
+            return False
+        st[_TOKENS] -= 1
+        return True
 
     def _refuse(self, conn, status):
         self._refused[1] = status
@@ -141,6 +171,8 @@ class Device:
         # Authentic and fresh: the counter is spent whatever the op turns out to be.
         self.last_ctr = ctr
         self._info_changed()
+        if op == command.OP_CONFIG:
+            return self._configure(conn, ctr, command.payload(frame))
         fmt = command.PAYLOAD_FMT.get(op)
         if fmt is None:
             return self._reply(conn, op, command.UNKNOWN_OP, ctr, 0)
@@ -160,6 +192,34 @@ class Device:
             self._info_changed()
             return self._reply(conn, op, command.OK, ctr, acked)
         return await self._stream(conn, ctr, args[0])
+
+    def _configure(self, conn, ctr, blob):
+        """OP_CONFIG: a blob sealed by the cloud with the config key (the gateway
+        only carries it). Verified, checked fresh against the persisted version,
+        persisted atomically, then applied."""
+        op = command.OP_CONFIG
+        cfg = self.cfg
+        st, s = devconfig.unseal(self._ckey, cfg.device_id, blob)
+        if s is None:
+            return self._reply(conn, op, st, ctr, cfg.version)
+        if s.version <= cfg.version:
+            return self._reply(conn, op, command.STALE_VERSION, ctr, cfg.version)
+        try:
+            rotor = rotation.Rotor(keys.rotation_key(cfg.key), s.slot, s.slots, s.digits)
+            config.save_overlay(self._root, bytes(blob))
+        except ValueError:
+            return self._reply(conn, op, command.BAD_VALUE, ctr, cfg.version)
+        except OSError:
+            return self._reply(conn, op, command.BUSY, ctr, cfg.version)
+        cfg.apply(s)
+        self._rotor = rotor
+        self._window = -1  # recompute the code
+        self._shown = False  # redraw: the label may have changed alone
+        set_tx = getattr(self._radio, "set_tx_power", None)
+        if set_tx is not None:
+            set_tx(s.tx_power)
+        self.clock_changed.set()  # wake the display task
+        return self._reply(conn, op, command.OK, ctr, cfg.version)
 
     def _set_time(self, conn, ctr, unix_s, ms):
         op = command.OP_TIME

@@ -1,15 +1,26 @@
 # Display interface and the one renderer every panel shares.
 #   show(code, label, status): code is "4919-27", or None while the clock is
 #   unset (then no code is drawn: a wrong code is worse than none).
-# Drivers own a framebuf of W x H and call render() into it; pixels set to 1
-# are "ink" (black on e-paper/PBM, lit on OLED).
+#   status is either a text line (str: the device name, or NOT_SYNCED) or an
+#   int of ST_* bits, drawn as small marks bottom right. With a text status an
+#   unset clock (code None) still gets its ST_CLOCK_UNSET mark.
+# Drivers own a framebuf of w x h (the board profile's size) and call
+# render() into it; pixels set to `ink` are drawn (1: black on PBM, lit on
+# OLED; e-paper RAM uses 0 for black, so its renderer is made with ink=0).
 import framebuf
 from micropython import const
 
-W = const(128)
+W = const(128)  # default panel: the poster kiosk's SSD1306
 H = const(64)
-_MAXCHARS = const(16)  # W // 8: the widest line the 8x8 font can draw
+_MAXCHARS = const(37)  # 296 // 8: the widest line the 8x8 font can draw on any panel
 NOT_SYNCED = "not synced"
+
+# Status bits for show(..., status).
+ST_NO_GATEWAY = const(1)  # no gateway has collected the log for a while
+ST_BATTERY_LOW = const(2)
+ST_CLOCK_UNSET = const(4)
+_MARKS = (ST_NO_GATEWAY, ST_BATTERY_LOW, ST_CLOCK_UNSET)
+_MARK_W = const(12)  # 10 px icon + 2 px gap
 
 
 class Display:
@@ -19,39 +30,140 @@ class Display:
         raise NotImplementedError
 
 
-class Renderer:
-    """Draws the label, a big code and a status line. Keeps one scratch buffer
-    for scaling the 8x8 font, so a redraw allocates only its strings."""
+def glyph_cols(ch):
+    """Font columns (first, count) kept when drawing big: the 8x8 font leaves
+    column 0 blank, and a short hyphen lets the digits grow a step."""
+    return (3, 2) if ch == "-" else (1, 6)
 
-    def __init__(self):
+
+def code_scale(code, w, area_h):
+    """(sx, sy, gap) for the biggest code that fits w x area_h."""
+    cols = 0
+    for ch in code:
+        cols += glyph_cols(ch)[1]
+    n = len(code)
+    sx = 1
+    while True:
+        s = sx + 1
+        if s * cols + (s // 2 + 1) * (n - 1) > w - 2:
+            break
+        sx = s
+    sy = min(area_h // 8, 2 * sx) or 1
+    return sx, sy, sx // 2 + 1
+
+
+class Renderer:
+    """Draws the label, a big code and a status line with marks. Keeps one
+    scratch buffer for scaling the 8x8 font, so a redraw allocates only its
+    strings."""
+
+    def __init__(self, w=W, h=H, ink=1):
+        self.w = w
+        self.h = h
+        self.ink = ink
+        self.paper = 1 - ink
         self._sbuf = bytearray(_MAXCHARS * 8)  # (_MAXCHARS*8) x 8 px, 1 bit each
         self._scratch = framebuf.FrameBuffer(self._sbuf, _MAXCHARS * 8, 8, framebuf.MONO_HLSB)
 
-    def big_text(self, fb, text, x0, y0, sx, sy):
+    def big_text(self, fb, text, x0, y0, sx, sy, gap=0):
         # The font is only 8x8, so draw it small and blow each pixel up to a block.
         s = self._scratch
         s.fill(0)
         s.text(text, 0, 0, 1)
-        for y in range(8):
-            for x in range(len(text) * 8):
-                if s.pixel(x, y):
-                    fb.fill_rect(x0 + x * sx, y0 + y * sy, sx, sy, 1)
+        ink = self.ink
+        x = x0
+        for i in range(len(text)):
+            c0, nc = glyph_cols(text[i])
+            for c in range(nc):
+                sxp = i * 8 + c0 + c
+                for y in range(8):
+                    if s.pixel(sxp, y):
+                        fb.fill_rect(x, y0 + y * sy, sx, sy, ink)
+                x += sx
+            x += gap
+
+    def text_width(self, text, sx, gap):
+        n = 0
+        for ch in text:
+            n += glyph_cols(ch)[1]
+        return n * sx + gap * (len(text) - 1)
+
+    def mark(self, fb, bit, x, y):
+        """One 10x8 status mark at (x, y)."""
+        k = self.ink
+        if bit == ST_NO_GATEWAY:  # an antenna, struck through
+            fb.line(x + 1, y, x + 4, y + 3, k)
+            fb.line(x + 7, y, x + 4, y + 3, k)
+            fb.vline(x + 4, y, 8, k)
+            fb.line(x, y + 7, x + 9, y, k)
+        elif bit == ST_BATTERY_LOW:  # a battery with one sliver of charge
+            fb.rect(x, y + 1, 9, 6, k)
+            fb.vline(x + 9, y + 3, 2, k)
+            fb.vline(x + 2, y + 3, 2, k)
+        elif bit == ST_CLOCK_UNSET:  # a clock face
+            fb.ellipse(x + 4, y + 4, 4, 4, k)
+            fb.vline(x + 4, y + 2, 3, k)
+            fb.hline(x + 4, y + 4, 3, k)
 
     def render(self, fb, code, label, status):
-        fb.fill(0)
-        label = label[0:_MAXCHARS]
-        fb.text(label, (W - len(label) * 8) // 2, 0, 1)
-        fb.hline(0, 10, W, 1)
+        w = self.w
+        h = self.h
+        k = self.ink
+        fb.fill(self.paper)
+        if isinstance(status, int):
+            marks = status
+            text = NOT_SYNCED if code is None else ""
+        else:
+            marks = 0 if code else ST_CLOCK_UNSET
+            text = status
+        # Label: doubled on a tall panel when it fits.
+        label = label[0:w // 8]
+        ls = 2 if h >= 100 and len(label) * 16 <= w else 1
+        if ls == 1:
+            fb.text(label, (w - len(label) * 8) // 2, 0, k)
+        else:
+            self._label2(fb, label, (w - len(label) * 16) // 2)
+        top = 8 * ls + 1
+        fb.hline(0, top, w, k)
+        top += 2
+        bottom = h - 10  # the status band below
+        area = bottom - top
         if code:
             code = code[0:_MAXCHARS]
-            n = len(code)
-            sx = min(4, W // (n * 8)) or 1
-            sy = min(sx + 1, 4)
-            self.big_text(fb, code, (W - n * 8 * sx) // 2, 14 + (40 - 8 * sy) // 2, sx, sy)
+            sx, sy, gap = code_scale(code, w, area)
+            tw = self.text_width(code, sx, gap)
+            self.big_text(fb, code, (w - tw) // 2, top + (area - 8 * sy) // 2, sx, sy, gap)
         else:
             # Unsynced mark: a crossed box instead of digits.
-            fb.rect(40, 18, 48, 30, 1)
-            fb.line(40, 18, 87, 47, 1)
-            fb.line(40, 47, 87, 18, 1)
-        status = status[0:_MAXCHARS]
-        fb.text(status, (W - len(status) * 8) // 2, H - 8, 1)
+            bh = area - 6
+            bw = bh * 3 // 2
+            x0 = (w - bw) // 2
+            y0 = top + 3
+            fb.rect(x0, y0, bw, bh, k)
+            fb.line(x0, y0, x0 + bw - 1, y0 + bh - 1, k)
+            fb.line(x0, y0 + bh - 1, x0 + bw - 1, y0, k)
+        # Status band: text, then the marks at the right edge.
+        nm = 0
+        for b in _MARKS:
+            if marks & b:
+                nm += 1
+        room = (w - nm * _MARK_W) // 8
+        text = text[0:room]
+        x = (w - len(text) * 8) // 2 if not nm else 0
+        fb.text(text, x, h - 8, k)
+        x = w - nm * _MARK_W + 2
+        for b in _MARKS:
+            if marks & b:
+                self.mark(fb, b, x, h - 8)
+                x += _MARK_W
+
+    def _label2(self, fb, label, x0):
+        # The label at twice the font size (keeps the font's own spacing).
+        s = self._scratch
+        s.fill(0)
+        s.text(label, 0, 0, 1)
+        k = self.ink
+        for y in range(8):
+            for x in range(len(label) * 8):
+                if s.pixel(x, y):
+                    fb.fill_rect(x0 + 2 * x, 2 * y, 2, 2, k)

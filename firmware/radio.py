@@ -31,7 +31,7 @@ EV_TAP = const(4)
 EV_CONTROL = const(5)
 
 _QLEN = const(8)
-_SLOT = const(64)  # longest write we accept (a command frame is at most 36 bytes)
+_SLOT = const(112)  # longest write we accept: an OP_CONFIG frame, at most 30 + 73 bytes
 
 
 class BleRadio:
@@ -164,3 +164,12 @@ class BleRadio:
 
     def set_info(self, data):
         self._ble.gatts_write(self._h_info, data)
+
+    def set_tx_power(self, dbm):
+        """From a sealed config. MicroPython's bluetooth has no portable TX power
+        setting; ports that take `txpower` get it, others keep the board's."""
+        self.tx_power = dbm
+        try:
+            self._ble.config(txpower=dbm)
+        except (ValueError, OSError, TypeError):
+            pass

@@ -16,6 +16,7 @@ TAG_LEN = 16
 OP_TIME = 1  # payload u32 unix seconds, u16 milliseconds
 OP_READ = 2  # payload u32 first seq wanted; the device streams LOG frames, then replies
 OP_ACK = 3  # payload u32 seq: every record up to and including it is durably stored upstream
+OP_CONFIG = 4  # payload: a cloud-sealed config blob (protocol/devconfig.py); reply value: config version
 
 OK = 0
 BAD_TAG = 1
@@ -25,15 +26,20 @@ UNKNOWN_OP = 4
 BAD_ARG = 5
 BUSY = 6
 RATE_LIMITED = 7
+STALE_VERSION = 8  # CONFIG: version not greater than the device's current one
+BAD_CONFIG_TAG = 9  # CONFIG: the blob's tag is not the cloud's (config key)
+BAD_VALUE = 10  # CONFIG: authentic, but a value is out of range
 STATUS_NAMES = {OK: "ok", BAD_TAG: "bad_tag", REPLAY: "replay", MALFORMED: "malformed",
                 UNKNOWN_OP: "unknown_op", BAD_ARG: "bad_arg", BUSY: "busy",
-                RATE_LIMITED: "rate_limited"}
+                RATE_LIMITED: "rate_limited", STALE_VERSION: "stale_version",
+                BAD_CONFIG_TAG: "bad_config_tag", BAD_VALUE: "bad_value"}
 
 # Reply notification on CONTROL: op, status, ctr, value (op-specific: READ -> head
-# seq, ACK -> acked seq, TIME -> 0).
+# seq, ACK -> acked seq, TIME -> 0, CONFIG -> the device's config version after the write).
 REPLY_FMT = ">BBII"
 REPLY_LEN = 10
 
+# Fixed-size payloads; OP_CONFIG's is variable (protocol/devconfig.py).
 PAYLOAD_FMT = {OP_TIME: ">IH", OP_READ: ">I", OP_ACK: ">I"}
 
 

@@ -9,6 +9,7 @@ ID_LEN = 8
 ROTATION = b"mcode/v0/rotation"
 RECORD = b"mcode/v0/record"
 GATEWAY = b"mcode/v0/gateway/"
+CONFIG = b"mcode/v0/config"
 
 
 def rotation_key(device_key):
@@ -17,6 +18,12 @@ def rotation_key(device_key):
 
 def record_key(device_key):
     return hmac_sha256(device_key, RECORD)
+
+
+def config_key(device_key):
+    """Seals configuration blobs (protocol/devconfig.py). Only the device and the
+    cloud hold it: a gateway carries a sealed blob but cannot make or alter one."""
+    return hmac_sha256(device_key, CONFIG)
 
 
 def gateway_key(device_key, gateway_id):

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from sim.process import stop_process
+from tools.build import host_build
 
 ROOT = Path(__file__).resolve().parents[1]
-HOST_SHIMS = ROOT / "sim" / "micropython"
 
 
 def micropython_exe() -> str:
@@ -31,14 +31,16 @@ def micropython_exe() -> str:
 
 
 def micropypath() -> str:
-    return ":".join([str(HOST_SHIMS), str(ROOT / "firmware"), str(ROOT), ".frozen"])
+    """Host shims first, then the firmware as the device gets it: compiled to .mpy."""
+    out = host_build()
+    return ":".join([str(out / "host"), str(out), ".frozen"])
 
 
 @dataclass
 class VirtualDevice:
     flash: Path
     radio: str  # host:port of the radio hub's device port
-    heapsize: str = "128K"
+    heapsize: str = "64K"
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -49,9 +51,10 @@ class VirtualDevice:
     def device_id(self) -> str:
         return str(self.config["device_id"])
 
-    def provision(self, config: dict[str, Any]) -> None:
+    def provision(self, config: dict[str, Any], board: str = "kiosk-esp32-ssd1306") -> None:
         self.flash.mkdir(parents=True, exist_ok=True)
         (self.flash / "config.json").write_text(json.dumps(config))
+        shutil.copyfile(ROOT / "hardware" / "boards" / f"{board}.json", self.flash / "board.json")
 
     def start(self) -> VirtualDevice:
         # A stable random static address per device, so a restarted device is the same peer.
@@ -59,7 +62,7 @@ class VirtualDevice:
         env = dict(os.environ, MICROPYPATH=micropypath(), MCODE_RADIO=self.radio, MCODE_RADIO_ADDR=addr)
         log = open(self.flash / "console.log", "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [micropython_exe(), "-X", f"heapsize={self.heapsize}", str(ROOT / "firmware" / "main.py")],
+            [micropython_exe(), "-X", f"heapsize={self.heapsize}", str(host_build() / "main.py")],
             cwd=self.flash, env=env, stdout=log, stderr=subprocess.STDOUT)
         return self
 

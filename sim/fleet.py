@@ -32,7 +32,7 @@ class FleetPlan:
     digits: int = 2
     period_s: int = 20
     pool_minor: int = 4000  # one order's reward pool, in minor units (40.00)
-    heapsize: str = "128K"
+    heapsize: str = "64K"
 
 
 def _mcode(*args: str) -> list[str]:

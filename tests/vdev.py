@@ -42,7 +42,7 @@ class Dev:
         self.device_id = device_id or os.urandom(8)
         self.key = os.urandom(32)
         self.rec_key = HmacKey(keys.record_key(self.key))
-        self.vd = VirtualDevice(flash, radio, heapsize="128K")
+        self.vd = VirtualDevice(flash, radio, heapsize="64K")
         self.vd.provision(device_config(self.device_id, self.key))
         self.address = address_of(self.device_id)
 
@@ -55,7 +55,10 @@ class Dev:
         return self
 
     def log_records(self) -> list[bytes]:
-        raw = (self.flash / "log.bin").read_bytes()
+        # scanlog's segment files log.<n>, oldest first
+        segs = sorted((p for p in self.flash.glob("log.*") if p.suffix[1:].isdigit()),
+                      key=lambda p: int(p.suffix[1:]))
+        raw = b"".join(p.read_bytes() for p in segs)
         n = record.RECORD_LEN
         return [raw[i:i + n] for i in range(0, len(raw) - len(raw) % n, n)]
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import subprocess
+import tempfile
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from tools import boards
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCH = "xtensawin"  # ESP32, ESP32-S3
@@ -38,10 +43,13 @@ def device_sources() -> list[tuple[Path, Path]]:
     return out
 
 
-def build(out_dir: Path, arch: str = ARCH) -> list[Built]:
+def build(out_dir: Path, arch: str = ARCH, board: str | None = None,
+          boards_dir: Path = boards.BOARDS) -> list[Built]:
     """Compile every device source. main.py and package __init__ files are shipped as source
     (MicroPython runs main.py, not main.mpy) but are compiled too, so a syntax MicroPython
-    lacks fails the build rather than the device."""
+    lacks fails the build rather than the device. Every board profile is validated first
+    (boards.BoardError refuses the build); with `board`, its profile is shipped as board.json."""
+    boards.validate_all(boards_dir)
     exe = mpy_cross_exe()
     built: list[Built] = []
     for src, rel in device_sources():
@@ -56,4 +64,46 @@ def build(out_dir: Path, arch: str = ARCH) -> list[Built]:
             dest = out_dir / rel
             shutil.copyfile(src, dest)
         built.append(Built(src, dest, dest.stat().st_size))
+    if board is not None:
+        src = boards.profile_path(board, boards_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, out_dir / "board.json")
+        built.append(Built(src, out_dir / "board.json", src.stat().st_size))
     return built
+
+
+HOST_SHIMS = ROOT / "sim" / "micropython"
+HOST_ARCH = "x64"  # the unix port these hosts run; bytecode-only .mpy loads on any port
+
+
+def host_build(cache: Path | None = None) -> Path:
+    """The firmware compiled to .mpy for the host interpreter, as the ESP32 gets it: the unix
+    port would otherwise compile every .py into its own heap, which a 64 KiB heap cannot hold.
+    Cached under .build/ by a hash of the sources; built into a temp dir and renamed, so two
+    processes never see a half-built tree."""
+    h = hashlib.sha256()
+    shims = sorted(HOST_SHIMS.glob("*.py"))
+    for src, rel in [*device_sources(), *((s, Path("host") / s.name) for s in shims)]:
+        h.update(str(rel).encode() + b"\0" + src.read_bytes())
+    cache = cache or ROOT / ".build"
+    out = cache / f"host-{h.hexdigest()[:16]}"
+    if out.is_dir():
+        return out
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="tmp-", dir=cache))
+    try:
+        build(tmp, arch=HOST_ARCH)
+        # The host's stand-ins for the ESP32's C modules (sim/micropython: bluetooth), compiled
+        # too: on the device they cost no Python heap, here their bytecode at least stays out.
+        exe = mpy_cross_exe()
+        (tmp / "host").mkdir()
+        for src in shims:
+            subprocess.run([exe, f"-march={HOST_ARCH}", "-o", str(tmp / "host" / src.with_suffix(".mpy").name),
+                            str(src)], check=True, capture_output=True)
+        os.rename(tmp, out)
+    except OSError:
+        if not out.is_dir():  # not someone else's rename winning the race
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

@@ -31,6 +31,17 @@ def wipe(root):
     os.rmdir(root[:-1])
 
 
+def logsegs(root):
+    """Paths of the scan log's segment files, oldest first."""
+    nums = sorted(int(n[4:]) for n in os.listdir(root or ".") if n.startswith("log.") and n[4:].isdigit())
+    return [root + "log." + str(n) for n in nums]
+
+
+def logbytes(root):
+    """All segment files of the scan log, oldest first, concatenated."""
+    return b"".join(read(p) for p in logsegs(root))
+
+
 def read(path):
     with open(path, "rb") as f:
         return f.read()
@@ -52,7 +63,7 @@ class FakeRadio:
         data = bytes(data)
         if len(data) == record.RECORD_LEN:
             # Reopen the log as a reader would after a power cut: is it there?
-            self.receipt_on_flash.append(data in read(self.root + "log.bin"))
+            self.receipt_on_flash.append(any(data in read(p) for p in logsegs(self.root)))
         self.sent.append(("tap", conn, data))
 
     def control_reply(self, conn, data):

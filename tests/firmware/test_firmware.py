@@ -10,7 +10,7 @@ from tests.mp.harness import ROOT, assert_all_pass
 from tools.build import build
 
 # The protocol modules the device imports (batch.py is CPython-only).
-PROTOCOL = ["__init__", "hmac256", "keys", "rotation", "record", "command", "gatt"]
+PROTOCOL = ["__init__", "hmac256", "keys", "rotation", "record", "command", "gatt", "devconfig"]
 
 
 def test_scanlog() -> None:
@@ -19,6 +19,10 @@ def test_scanlog() -> None:
 
 def test_device() -> None:
     assert_all_pass("tests.firmware.mp_device", heapsize="128K")
+
+
+def test_config_and_tap_rate_limit() -> None:
+    assert_all_pass("tests.firmware.mp_config", heapsize="128K")
 
 
 def test_startup_without_ble() -> None:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tools.build import host_build
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -20,8 +22,9 @@ def micropython_exe() -> str:
 
 
 def mp_path(*extra: Path) -> str:
-    """MICROPYPATH: host shims first, then the firmware and protocol, then tests."""
-    dirs = [*extra, ROOT / "firmware", ROOT, ROOT / "tests" / "mp", ROOT / "tests"]
+    """MICROPYPATH: host shims first, then the firmware and protocol compiled to .mpy as the
+    device gets them (tools.build.host_build), then the tests (compiled from source)."""
+    dirs = [*extra, host_build(), ROOT / "tests" / "mp", ROOT, ROOT / "tests"]
     return ":".join(str(d) for d in dirs) + ":.frozen"
 
 

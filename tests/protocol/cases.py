@@ -2,7 +2,7 @@
 # vectors in vectors.json (also printed in docs/protocol.md) and RFC 4231.
 import json
 
-from protocol import command, gatt, keys, record, rotation
+from protocol import command, devconfig, gatt, keys, record, rotation
 from protocol.hmac256 import HmacKey, equal, hmac_sha256
 
 _V = None
@@ -62,6 +62,7 @@ def test_derived_keys():
     assert keys.rotation_key(dk) == _h(v["rotation_key"])
     assert keys.record_key(dk) == _h(v["record_key"])
     assert keys.gateway_key(dk, _h(v["gateway_id"])) == _h(v["gateway_key"])
+    assert keys.config_key(dk) == _h(v["config_key"])
 
 
 def test_rotation_vectors():
@@ -142,3 +143,55 @@ def test_info_and_advertising():
     adv = gatt.advertising_payload("mc-0708")
     assert len(adv) <= 31
     assert gatt.log_capacity(247) == 6
+
+
+def _settings(c, **kw):
+    s = devconfig.Settings(c["version"], c["base"], c["slot"], c["slots"], c["digits"], c["period"],
+                           c["label"], c["tx_power"])
+    for k in kw:
+        setattr(s, k, kw[k])
+    return s
+
+
+def test_config_vector():
+    v = _v()
+    c = v["config"]
+    ck = HmacKey(_h(v["config_key"]))
+    dev = _h(v["device_id"])
+    blob = devconfig.seal(ck, dev, _settings(c))
+    assert blob == _h(c["hex"])
+    assert devconfig.version_of(blob) == c["version"]
+    st, s = devconfig.unseal(ck, dev, blob)
+    assert st == command.OK
+    got = (s.version, s.base, s.slot, s.slots, s.digits, s.period, s.label, s.tx_power)
+    assert got == (c["version"], c["base"], c["slot"], c["slots"], c["digits"], c["period"], c["label"],
+                   c["tx_power"])
+    # Another device, another key (the gateway's), a flipped bit: not the cloud's seal.
+    assert devconfig.unseal(ck, b"\0" * 8, blob)[0] == command.BAD_CONFIG_TAG
+    assert devconfig.unseal(HmacKey(_h(v["gateway_key"])), dev, blob)[0] == command.BAD_CONFIG_TAG
+    bad = bytearray(blob)
+    bad[5] ^= 1
+    assert devconfig.unseal(ck, dev, bytes(bad))[0] == command.BAD_CONFIG_TAG
+    for cut in (blob[:-1], blob[:20], b"", b"\x02" + blob[1:], blob + b"\0"):
+        assert devconfig.unseal(ck, dev, cut)[0] == command.MALFORMED
+
+
+def test_config_values_checked():
+    v = _v()
+    c = v["config"]
+    ck = HmacKey(_h(v["config_key"]))
+    dev = _h(v["device_id"])
+    bad = [dict(slot=4), dict(slots=51), dict(digits=0), dict(period=0), dict(base="49a9"), dict(base=""),
+           dict(label="x" * 33), dict(tx_power=10), dict(tx_power=-13)]
+    for kw in bad:
+        s = _settings(c, **kw)
+        assert not devconfig.valid(s), kw
+        try:
+            devconfig.seal(ck, dev, s)
+            raise AssertionError("sealed a bad config %r" % (kw,))
+        except ValueError:
+            pass
+        assert devconfig.unseal(ck, dev, devconfig.seal(ck, dev, s, check=False))[0] == command.BAD_VALUE, kw
+    # Edges that work: M = 2, a full-length label, the TX range ends.
+    for kw in (dict(slots=50, slot=49), dict(label="\u00e9" * 16), dict(tx_power=9), dict(tx_power=-12)):
+        assert devconfig.unseal(ck, dev, devconfig.seal(ck, dev, _settings(c, **kw)))[0] == command.OK, kw

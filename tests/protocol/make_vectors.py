@@ -21,6 +21,7 @@ def main() -> None:
     rot = h(dev_key, b"mcode/v0/rotation")
     rec = h(dev_key, b"mcode/v0/record")
     gwk = h(dev_key, b"mcode/v0/gateway/" + gw_id)
+    cfk = h(dev_key, b"mcode/v0/config")
     slots, digits, slot = 4, 2, 3
     m = 10**digits // slots
     windows = [0, 1, 29_000_000, 0xFFFFFFFF]
@@ -34,6 +35,10 @@ def main() -> None:
     nonce = bytes.fromhex("0011223344556677")
     head = struct.pack(">BB8sI", 1, 3, gw_id, 5) + struct.pack(">I", 42)
     frame = head + h(gwk, nonce + head)[:16]
+    # Config blob: fmt 1, version 3, slot 3, slots 4, digits 2, period 60, tx -4 dBm, base, label.
+    label = "Oat milk 1L".encode()
+    cbody = (struct.pack(">BIHHBIbB", 1, 3, 3, 4, 2, 60, -4, 4) + b"4919" + bytes([len(label)]) + label)
+    cblob = cbody + h(cfk, dev_id + cbody)[:16]
     out = {
         "device_key": dev_key.hex(), "device_id": dev_id.hex(), "gateway_id": gw_id.hex(),
         "rotation_key": rot.hex(), "record_key": rec.hex(), "gateway_key": gwk.hex(),
@@ -41,6 +46,9 @@ def main() -> None:
         "record": {"kind": 1, "flags": 1, "epoch": 7, "seq": 42, "time": 1_763_900_000,
                    "data": "f0e1d2c3b4a59687", "hex": record.hex()},
         "ack_command": {"nonce": nonce.hex(), "ctr": 5, "through": 42, "hex": frame.hex()},
+        "config_key": cfk.hex(),
+        "config": {"version": 3, "base": "4919", "slot": 3, "slots": 4, "digits": 2, "period": 60,
+                   "label": "Oat milk 1L", "tx_power": -4, "hex": cblob.hex()},
     }
     Path(__file__).with_name("vectors.json").write_text(json.dumps(out, indent=1) + "\n")
 

@@ -28,7 +28,8 @@ def test_protocol_doc_carries_the_vectors() -> None:
     doc = (root / "docs" / "protocol.md").read_text()
     v = json.loads((root / "tests" / "protocol" / "vectors.json").read_text())
     wanted = [v["device_key"], v["device_id"], v["gateway_id"], v["rotation_key"], v["record_key"],
-              v["gateway_key"], v["record"]["hex"], v["ack_command"]["hex"], v["ack_command"]["nonce"]]
+              v["gateway_key"], v["record"]["hex"], v["ack_command"]["hex"], v["ack_command"]["nonce"],
+              v["config_key"], v["config"]["hex"]]
     wanted += [f"`{w['code']}`" for w in v["rotation"]["windows"]]
     for w in v["rotation"]["windows"]:
         assert f"| {w['window']} | {w['secret']} | {w['value']} |" in doc

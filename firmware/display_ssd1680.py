@@ -1,0 +1,154 @@
+# SSD1680 2.9" e-paper, 296x128, on SPI (the shelf label panel). Needs
+# machine.SPI/Pin on the device; tests drive it with fake pins and SPI.
+#
+# Buffer layout: the screen is drawn landscape (296 wide, 128 high) into a
+# MONO_VLSB framebuf. The panel's RAM is portrait: 128 sources (16 bytes, MSB
+# first) by 296 gates. With data entry mode 0x06 (address counter moves along
+# the gates first, gates up, source bytes down) landscape x is the gate and
+# landscape y is 127 - source, so each VLSB byte is exactly one RAM byte and
+# the whole buffer goes out in one SPI write, with no copy or rotation pass.
+#
+# Refresh: a full refresh (all pixels flashed) first, then partial refreshes
+# (display mode 2: only changed pixels move, no flashing) for code changes,
+# and a full refresh again every `full_every` partials or `full_every_s`
+# seconds against ghosting. The busy pin is waited for *before* the next
+# command, not after the update, so the MCU is free while the panel refreshes;
+# a panel stuck busy raises OSError(ETIMEDOUT) after busy_ms.
+import time
+
+import framebuf
+from micropython import const
+
+from display import Display, Renderer
+
+W = const(296)
+H = const(128)
+ETIMEDOUT = const(110)
+
+SW_RESET = const(0x12)
+DRIVER_OUTPUT = const(0x01)
+DATA_ENTRY = const(0x11)
+RAM_X = const(0x44)
+RAM_Y = const(0x45)
+BORDER = const(0x3C)
+UPDATE_CTRL1 = const(0x21)
+UPDATE_CTRL2 = const(0x22)
+TEMP_SENSOR = const(0x18)
+X_COUNTER = const(0x4E)
+Y_COUNTER = const(0x4F)
+WRITE_BW = const(0x24)  # the new image
+WRITE_OLD = const(0x26)  # "red" RAM: the previous image, compared in mode 2
+ACTIVATE = const(0x20)
+FULL = const(0xF7)  # clock + analog on, load temp + LUT, display mode 1, off
+PARTIAL = const(0xFF)  # the same with display mode 2
+ENTRY_MODE = const(0x06)
+
+
+class RefreshPolicy:
+    """Which refresh the next update gets. Pure: the caller passes ticks_ms."""
+
+    def __init__(self, every=20, max_ms=3600000):
+        self.every = every
+        self.max_ms = max_ms
+        self.partials = 0
+        self.last_full = None
+
+    def full(self, now):
+        return (self.last_full is None or self.partials >= self.every
+                or time.ticks_diff(now, self.last_full) >= self.max_ms)
+
+    def done(self, full, now):
+        if full:
+            self.partials = 0
+            self.last_full = now
+        else:
+            self.partials += 1
+
+
+class Ssd1680Display(Display):
+    def __init__(self, spi, cs, dc, rst, busy, w=W, h=H, full_every=20, full_every_s=3600,
+                 busy_ms=10000):
+        self._spi = spi
+        self._cs = cs
+        self._dc = dc
+        self._rst = rst
+        self._busy = busy
+        self.w = w
+        self.h = h
+        self._busy_ms = busy_ms
+        self._buf = bytearray(w * h // 8)
+        self._fb = framebuf.FrameBuffer(self._buf, w, h, framebuf.MONO_VLSB)
+        self._r = Renderer(w, h, ink=0)  # RAM bit 0 is black
+        self._c = bytearray(1)
+        g = w - 1  # last gate
+        self._xwin = bytes((h // 8 - 1, 0))
+        self._ywin = bytes((0, 0, g & 0xFF, g >> 8))
+        self._xstart = bytes((h // 8 - 1,))
+        self._drv = bytes((g & 0xFF, g >> 8, 0))
+        self.policy = RefreshPolicy(full_every, full_every_s * 1000)
+        self._old_stale = False  # the old-image RAM still lacks what is on screen
+        self.refreshes = 0
+        cs(1)
+        self.init()
+
+    def _cmd(self, c, data=None):
+        self._c[0] = c
+        self._cs(0)
+        self._dc(0)
+        self._spi.write(self._c)
+        if data is not None:
+            self._dc(1)
+            self._spi.write(data)
+        self._cs(1)
+
+    def wait(self):
+        t0 = time.ticks_ms()
+        while self._busy():
+            if time.ticks_diff(time.ticks_ms(), t0) > self._busy_ms:
+                raise OSError(ETIMEDOUT)
+            time.sleep_ms(2)
+
+    def init(self):
+        r = self._rst
+        r(1)
+        time.sleep_ms(10)
+        r(0)
+        time.sleep_ms(10)
+        r(1)
+        time.sleep_ms(10)
+        self.wait()
+        self._cmd(SW_RESET)
+        self.wait()
+        self._cmd(DRIVER_OUTPUT, self._drv)
+        self._cmd(DATA_ENTRY, b"\x06")
+        self._cmd(RAM_X, self._xwin)
+        self._cmd(RAM_Y, self._ywin)
+        self._cmd(BORDER, b"\x05")
+        self._cmd(UPDATE_CTRL1, b"\x00\x80")  # normal RAM, sources S8..S167 (128 px)
+        self._cmd(TEMP_SENSOR, b"\x80")  # internal sensor: the LUT follows temperature
+        self.wait()
+        self.policy.last_full = None  # RAM and screen unknown after a reset: full next
+
+    def _write(self, ram):
+        self._cmd(X_COUNTER, self._xstart)
+        self._cmd(Y_COUNTER, b"\x00\x00")
+        self._cmd(ram, self._buf)
+
+    def show(self, code, label, status):
+        self.wait()  # the previous refresh, if any, is over
+        if self._old_stale:  # the buffer still holds what the screen shows
+            self._write(WRITE_OLD)
+            self._old_stale = False
+        self._r.render(self._fb, code, label, status)
+        now = time.ticks_ms()
+        full = self.policy.full(now)
+        self._cmd(BORDER, b"\x05" if full else b"\x80")  # border follows only on full
+        self._write(WRITE_BW)
+        if full:
+            self._write(WRITE_OLD)
+        else:
+            self._old_stale = True
+        self._cmd(UPDATE_CTRL2, b"\xf7" if full else b"\xff")
+        self._cmd(ACTIVATE)
+        self.policy.done(full, now)
+        self.refreshes += 1
