@@ -21,9 +21,11 @@ from gateway.collector import Collector
 from gateway.config import BleConfig, Device, GatewayConfig
 from gateway.spool import Spool
 from protocol import keys
-from sim.devices import ROOT, micropypath, micropython_exe
+from sim import mprun
+from sim.devices import ROOT, micropython_exe
 from sim.phone import Phone
 from sim.radio.hub import RadioHub
+from tools.build import ROMFS, host_build
 
 HEAP = 128 * 1024
 
@@ -57,7 +59,7 @@ async def _drive(spec: str, name: str, cfg: GatewayConfig, spool: Spool, taps: i
     return done
 
 
-def measure(taps: int, seconds: float) -> dict[str, int | float]:
+def measure(taps: int, seconds: float, heap: int = HEAP) -> dict[str, int | float]:
     work = Path(tempfile.mkdtemp(prefix="mcode-heap-"))
     dev_key, dev_id, gw_id = os.urandom(32), os.urandom(8), os.urandom(8)
     flash = work / "flash"
@@ -66,9 +68,11 @@ def measure(taps: int, seconds: float) -> dict[str, int | float]:
         "device_id": dev_id.hex(), "key": dev_key.hex(), "base": "4919", "slot": 0, "slots": 4,
         "digits": 2, "period": 60, "label": "Heap probe", "name": "mc-" + dev_id.hex()[-4:], "fw": 1}))
     with RadioHub() as hub:
-        env = dict(os.environ, MICROPYPATH=micropypath(), MCODE_RADIO=hub.dev_addr)
-        proc = subprocess.Popen([micropython_exe(), "-X", f"heapsize={HEAP // 1024}K",
-                                 str(ROOT / "benchmarks" / "mp_heap_probe.py"), str(seconds)],
+        # The firmware from its ROMFS image (sim/mprun.py), as the virtual devices run it.
+        micropython_exe()
+        env = dict(os.environ, MICROPYPATH=f"{ROOT / 'benchmarks'}:.frozen", MCODE_RADIO=hub.dev_addr)
+        proc = subprocess.Popen(mprun.command(host_build() / ROMFS, f"{heap // 1024}K", "mp_heap_probe",
+                                              str(seconds)),
                                 cwd=flash, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
         spec = "bumble:" + hub.hci_spec
@@ -84,9 +88,9 @@ def measure(taps: int, seconds: float) -> dict[str, int | float]:
         raise RuntimeError(out[-2000:])
     f = {k: int(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
     return {"taps": done, "records_spooled": spool.counts().records, "device_head_seq": f["head"],
-            "heap_limit": HEAP, "interpreter_base": f["base"], "live_peak": f["live_peak"],
+            "heap_limit": heap, "interpreter_base": f["base"], "live_peak": f["live_peak"],
             "live_end": f["live_end"], "alloc_peak_between_collects": f["peak"],
-            "live_peak_ratio_of_limit": round(f["live_peak"] / HEAP, 3),
+            "live_peak_ratio_of_limit": round(f["live_peak"] / heap, 3),
             "live_peak_ratio_of_interpreter_base": round(f["live_peak"] / f["base"], 1)}
 
 
@@ -94,8 +98,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--taps", type=int, default=60)
     ap.add_argument("--seconds", type=float, default=40.0)
+    ap.add_argument("--heap-k", type=int, default=HEAP // 1024)
     a = ap.parse_args()
-    print(json.dumps(measure(a.taps, a.seconds)))
+    print(json.dumps(measure(a.taps, a.seconds, a.heap_k * 1024)))
 
 
 if __name__ == "__main__":

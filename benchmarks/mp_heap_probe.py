@@ -3,7 +3,7 @@
 # 5 ms; print the figures when the bounded run ends. Run from the flash dir.
 import sys
 
-if ".frozen" not in sys.path:
+if ".frozen" not in sys.path:  # romboot has added it
     sys.path.append(".frozen")
 
 import asyncio  # noqa: E402

@@ -2,7 +2,8 @@
 # firmware's Device (the same code the BLE glue calls), on the host display, with
 # a radio that only counts receipts. Prints heap figures: bytes allocated per tap
 # and per rotation (GC off around a measured run), and the live heap after
-# warm-up and at the end (growth = a leak). Run from an empty flash dir.
+# warm-up and at the end (growth = a leak). Run from a flash dir holding only
+# board.json (the profile whose display is drawn).
 import sys
 
 if ".frozen" not in sys.path:
@@ -12,8 +13,8 @@ import gc  # noqa: E402
 import json  # noqa: E402
 
 import config  # noqa: E402
+import hw  # noqa: E402
 from device import Device  # noqa: E402
-from display_host import HostDisplay  # noqa: E402
 
 
 class CountingRadio:
@@ -78,7 +79,8 @@ def main(taps, rotations):
     cfg = config.load("")
     radio = CountingRadio()
     clock = SteppedClock(1763900000)
-    dev = Device(cfg, "", radio, HostDisplay(""), clock=clock)
+    # The display of the board profile in the flash dir (board.json), drawn on the host.
+    dev = Device(cfg, "", radio, hw.make_display(cfg, ""), clock=clock)
     tap = bytes([1]) + b"\x11" * 8
 
     def do_tap():

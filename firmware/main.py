@@ -19,7 +19,8 @@ async def _control(dev, conn, frame):
     try:
         await dev.on_control(conn, frame)
     except Exception as e:  # a failed command must not go unreported or stop the loop
-        print("control failed:", repr(e))
+        print("control failed:")
+        sys.print_exception(e)
 
 
 async def serve(dev, radio):

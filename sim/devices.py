@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from protocol import record
+from sim import mprun
 from sim.process import stop_process
-from tools.build import host_build
+from tools.build import ROMFS, host_build
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,9 +33,10 @@ def micropython_exe() -> str:
 
 
 def micropypath() -> str:
-    """Host shims first, then the firmware as the device gets it: compiled to .mpy."""
+    """Host shims first, then the firmware as the device gets it: compiled to .mpy (the plain
+    .mpy build, loaded into the heap; devices themselves run from the ROMFS image)."""
     out = host_build()
-    return ":".join([str(out / "host"), str(out), ".frozen"])
+    return ":".join([str(out / "rom" / "host"), str(out), ".frozen"])
 
 
 @dataclass
@@ -61,9 +64,12 @@ class VirtualDevice:
         addr = ":".join(self.device_id[i:i + 2] for i in range(4, 16, 2))
         env = dict(os.environ, MICROPYPATH=micropypath(), MCODE_RADIO=self.radio, MCODE_RADIO_ADDR=addr)
         log = open(self.flash / "console.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(
-            [micropython_exe(), "-X", f"heapsize={self.heapsize}", str(host_build() / "main.py")],
-            cwd=self.flash, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # The firmware's .mpy run in place from a ROMFS image, as on a device with a ROMFS
+        # partition: the heap limit then bounds what the firmware allocates, not its code.
+        micropython_exe()
+        env["MICROPYPATH"] = ".frozen"
+        self.proc = subprocess.Popen(mprun.command(host_build() / ROMFS, self.heapsize, "main:main"),
+                                     cwd=self.flash, env=env, stdout=log, stderr=subprocess.STDOUT)
         return self
 
     def alive(self) -> bool:
@@ -74,6 +80,19 @@ class VirtualDevice:
 
     def kill(self) -> None:
         self.stop(signal.SIGKILL)
+
+    def log_records(self) -> list[bytes]:
+        """The records in the device's scan log on flash, oldest first: the segment files
+        log.<n> of firmware/scanlog.py. Compaction deletes whole segments once acked, so this
+        is everything logged only while the log has not rolled past its oldest segment."""
+        segs = sorted((p for p in self.flash.glob("log.*") if p.suffix[1:].isdigit()),
+                      key=lambda p: int(p.suffix[1:]))
+        n = record.RECORD_LEN
+        out: list[bytes] = []
+        for seg in segs:
+            raw = seg.read_bytes()
+            out += [raw[i:i + n] for i in range(0, len(raw) - len(raw) % n, n)]  # a torn tail is not one
+        return out
 
     def shown_code(self) -> str | None:
         """What a person standing at the display reads off it (the display's text sidecar)."""

@@ -11,13 +11,9 @@ from sqlalchemy import create_engine, text
 from protocol import record
 from sim.devices import VirtualDevice
 
-LOG_FILE = "log.bin"  # firmware/scanlog.py
-
 
 def device_records(dev: VirtualDevice) -> list[bytes]:
-    raw = (dev.flash / LOG_FILE).read_bytes() if (dev.flash / LOG_FILE).exists() else b""
-    n = len(raw) // record.RECORD_LEN  # a torn tail (power cut mid-write) is not a record
-    return [raw[i * record.RECORD_LEN:(i + 1) * record.RECORD_LEN] for i in range(n)]
+    return dev.log_records()
 
 
 @dataclass

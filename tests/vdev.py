@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gateway.ble.factory import ble_session, discover
-from protocol import gatt, keys, record
+from protocol import gatt, keys
 from protocol.hmac256 import HmacKey
 from sim.devices import VirtualDevice
 from sim.phone import Phone, Receipt
@@ -55,12 +55,7 @@ class Dev:
         return self
 
     def log_records(self) -> list[bytes]:
-        # scanlog's segment files log.<n>, oldest first
-        segs = sorted((p for p in self.flash.glob("log.*") if p.suffix[1:].isdigit()),
-                      key=lambda p: int(p.suffix[1:]))
-        raw = b"".join(p.read_bytes() for p in segs)
-        n = record.RECORD_LEN
-        return [raw[i:i + n] for i in range(0, len(raw) - len(raw) % n, n)]
+        return self.vd.log_records()
 
     def flash_acked(self) -> int:
         """The acked seq the device has committed to its flash (scanlog's state file)."""

@@ -127,3 +127,8 @@ def validate_all(boards: Path = BOARDS, firmware: Path = FIRMWARE) -> list[Profi
     if not paths:
         raise BoardError(f"no board profiles in {boards}")
     return [validate(p, firmware) for p in paths]
+
+
+def board_names(boards: Path = BOARDS) -> list[str]:
+    """Every board profile's name (its file stem), sorted."""
+    return sorted(p.stem for p in boards.glob("*.json"))

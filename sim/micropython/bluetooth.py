@@ -166,10 +166,13 @@ class _BLE:
         return self._addr
 
     def _send(self, line):
+        self._write((line + "\n").encode())
+
+    def _write(self, b):
         s = self._sock
         if s is None:
             raise OSError(_EPERM)
-        buf = memoryview((line + "\n").encode())
+        buf = memoryview(b)
         off = 0
         while off < len(buf):
             n = s.write(buf[off:])
@@ -352,7 +355,17 @@ class _BLE:
         if data is None:
             data = self._vals[value_handle]
         # Like NimBLE, a notification carries at most MTU - 3 bytes.
-        self._send("%s %d %d %s" % (op, conn_handle, value_handle, _hex(bytes(data)[: c[2] - 3])))
+        n = min(len(data), c[2] - 3)
+        if not n:
+            self._send("%s %d %d -" % (op, conn_handle, value_handle))
+            return
+        # Hex in small pieces: this module stands in for C code that costs the device's heap
+        # nothing, so it must not need one big block per notify (a 64K heap fragments).
+        self._write(b"%s %d %d " % (op, conn_handle, value_handle))
+        mv = memoryview(data)
+        for i in range(0, n, 32):
+            self._write(binascii.hexlify(mv[i:min(i + 32, n)]))
+        self._write(b"\n")
 
     def gatts_notify(self, conn_handle, value_handle, data=None):
         self._push("N", conn_handle, value_handle, data)

@@ -33,6 +33,9 @@ def test_demo_check_path_is_exact(tmp_path: Path) -> None:
     # Devices rendered their screens as images a person can open.
     pbms = list((tmp_path / "demo" / "devices").glob("*/display.pbm"))
     assert len(pbms) == 3 and all(p.read_bytes().startswith(b"P4") for p in pbms)
+    # ... each with its board profile's panel: the 128x64 kiosk OLED and the 296x128 e-paper label.
+    sizes = {tuple(p.read_bytes().split(b"\n")[1].split()) for p in pbms}
+    assert sizes == {(b"128", b"64"), (b"296", b"128")}, sizes
 
 
 def test_cli_fronts_every_tier() -> None:

@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tools.build import host_build
+from sim import mprun
+from tools.build import ROMFS, host_build
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,18 +23,20 @@ def micropython_exe() -> str:
 
 
 def mp_path(*extra: Path) -> str:
-    """MICROPYPATH: host shims first, then the firmware and protocol compiled to .mpy as the
-    device gets them (tools.build.host_build), then the tests (compiled from source)."""
-    dirs = [*extra, host_build(), ROOT / "tests" / "mp", ROOT, ROOT / "tests"]
+    """MICROPYPATH for the tests (compiled from source). The firmware, protocol and host shims
+    come first from the ROMFS image that romboot mounts (see run_module)."""
+    dirs = [*extra, ROOT / "tests" / "mp", ROOT, ROOT / "tests"]
     return ":".join(str(d) for d in dirs) + ":.frozen"
 
 
 def run_module(module: str, heapsize: str = "128K", extra_path: tuple[Path, ...] = (),
                cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run tests/mp/runner.py on `module` in the unix port, with the firmware as the device has
+    it: .mpy in a ROMFS image, run in place (sim/mprun.py), so the heap holds data, not code."""
+    micropython_exe()
     env = dict(os.environ, MICROPYPATH=mp_path(*extra_path))
-    return subprocess.run([micropython_exe(), "-X", f"heapsize={heapsize}",
-                           str(ROOT / "tests" / "mp" / "runner.py"), module],
-                          env=env, cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout)
+    argv = mprun.command(host_build() / ROMFS, heapsize, "tests.mp.runner", module)
+    return subprocess.run(argv, env=env, cwd=cwd or ROOT, capture_output=True, text=True, timeout=timeout)
 
 
 def assert_all_pass(module: str, **kw: object) -> str:
