@@ -72,8 +72,10 @@ class Fleet:
 
     def start(self) -> Fleet:
         from cloud import provision
-        from tools.boards import board_names
         from cloud.db import make_engine, make_session_factory
+        from tools.boards import board_names
+
+        boards = board_names()
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         p = self.plan
@@ -102,7 +104,7 @@ class Fleet:
             cfg = provision.create_device(sf, camp["campaign_id"], slot=i, label=f"Display {i + 1}")
             dev = VirtualDevice(self.workdir / "devices" / cfg["device_id"], self.hub.dev_addr, p.heapsize)
             # Every board profile in hardware/boards/ runs: kiosk, shelf label, kiosk, ...
-            dev.provision(cfg, board=board_names[i % len(board_names)])
+            dev.provision(cfg, board=boards[i % len(boards)])
             self.devices.append(dev)
         provision.create_gateway(sf, self.gateway_id, pub.hex(), self.merchant["merchant_id"], "back room")
         dev_keys = provision.gateway_device_keys(sf, self.gateway_id)

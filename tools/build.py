@@ -130,6 +130,10 @@ def host_build(cache: Path | None = None) -> Path:
 
 def _mpy_cross(exe: str, src: Path, dest: Path, arch: str = HOST_ARCH) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
-    p = subprocess.run([exe, f"-march={arch}", "-o", str(dest), str(src)], capture_output=True, text=True)
+    # -s: tracebacks name the file as the device has it (protocol/record.py), not this machine's path.
+    fw = ROOT / "firmware"
+    name = src.relative_to(fw) if src.is_relative_to(fw) else src.relative_to(ROOT)
+    p = subprocess.run([exe, f"-march={arch}", "-s", str(name), "-o", str(dest), str(src)],
+                       capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"mpy-cross failed on {src}: {p.stdout}{p.stderr}".strip())

@@ -99,3 +99,21 @@ def test_build_ships_the_board_profile(tmp_path: Path) -> None:
     assert any(b.output == tmp_path / "board.json" for b in built)
     with pytest.raises(boards.BoardError, match="no board profile 'nope'"):
         build(tmp_path / "x", board="nope")
+
+
+def test_technician_build_packs_a_romfs_image(tmp_path: Path) -> None:
+    from mpremote.romfs import VfsRomWriter
+    from typer.testing import CliRunner
+
+    from mcode.cli import app
+
+    r = CliRunner().invoke(app, ["tools", "build", "--out", str(tmp_path / "fw"),
+                                 "--board", "label-esp32c3-ssd1680"])
+    assert r.exit_code == 0, r.output
+    image = (tmp_path / "fw" / "firmware.romfs").read_bytes()
+    assert image.startswith(VfsRomWriter.ROMFS_HEADER)
+    # Every module is in the image by name, compiled with its path on the device as source name.
+    for name in (b"device.mpy", b"scanlog.mpy", b"hmac256.mpy", b"display_ssd1680.mpy",
+                 b"protocol/record.py"):
+        assert name in image, name
+    assert b"/work/" not in image and str(tmp_path).encode() not in image  # no build-machine paths
