@@ -63,7 +63,7 @@ def save_overlay(root, blob):
     os.rename(root + _TMP, root + OVERLAY)
 
 
-def _overlay(cfg, root):
+def _overlay(cfg, root, apply):
     try:
         with open(root + OVERLAY, "rb") as f:
             blob = f.read()
@@ -74,15 +74,20 @@ def _overlay(cfg, root):
         # Only a damaged flash gets here (the file is replaced by rename alone).
         print("config: overlay refused, status", st)
         return
-    cfg.apply(s)
+    if apply:
+        cfg.apply(s)
+    else:
+        cfg.version = s.version  # still no replay of an older blob
 
 
-def load(root=""):
+def load(root="", apply=True):
+    """config.json, then the overlay. apply=False (safe mode) keeps only the
+    overlay's version, so the stale-version check still holds."""
     try:
         with open(root + FILE) as f:
             d = json.load(f)
     except OSError:
         raise ConfigError("no " + root + FILE)
     cfg = Config(d)
-    _overlay(cfg, root)
+    _overlay(cfg, root, apply)
     return cfg

@@ -16,7 +16,7 @@ from micropython import const
 
 import config
 from clock import Clock
-from display import NOT_SYNCED
+from display import ST_BATTERY_LOW, ST_CLOCK_STALE, ST_CLOCK_UNSET, ST_NO_GATEWAY
 from protocol import command, devconfig, gatt, keys, record, rotation
 from protocol.hmac256 import HmacKey
 from scanlog import ScanLog
@@ -27,6 +27,10 @@ _SEND_TRIES = const(100)  # LOG notify retries while the stack is out of buffers
 _SEND_WAIT_MS = const(10)
 _MAX_CONNS = const(8)  # per-connection table bound, in case a disconnect was missed
 _MAX_WAIT_MS = const(30000)  # display task wakes at least this often
+# The no-gateway mark: no authenticated READ or ACK (a gateway collecting the
+# log) for this long; a fresh boot gets as long before the mark shows.
+_NO_GW_S = const(3600)
+_BAT_HYST_MV = const(50)  # battery-low clears only this far above the threshold
 
 # Per-connection state: [mtu, streaming, tap tokens, ticks_ms of the last refill]
 _MTU = const(0)
@@ -43,7 +47,8 @@ _DEFAULT_MTU = const(23)
 
 
 class Device:
-    def __init__(self, cfg, root, radio, display, clock=None, nonce=None, reset_cause=0):
+    def __init__(self, cfg, root, radio, display, clock=None, nonce=None, reset_cause=0,
+                 safe=False, battery=None):
         self.cfg = cfg
         self._radio = radio
         self._display = display
@@ -52,8 +57,7 @@ class Device:
         self.nonce = nonce or os.urandom(8)
         self._rec = HmacKey(keys.record_key(cfg.key))
         self._rotor = rotation.Rotor(keys.rotation_key(cfg.key), cfg.slot, cfg.slots, cfg.digits)
-        self._ckey = HmacKey(keys.config_key(cfg.key))
-        self._root = root
+        self.root = root
         self._gw_id = None  # cache of the last gateway's derived key
         self._gw_key = None
         self.last_ctr = 0
@@ -63,15 +67,32 @@ class Device:
         self._window = -1
         self._code = None
         self._shown = False  # nothing drawn yet (None means 'drew the unsynced screen')
-        self.clock_changed = asyncio.Event()
-        # BOOT data: fw (u16), reset cause (u8), zero pad.
+        self._marks = -1  # the display.ST_* marks drawn (-1: none yet)
+        self.clock_changed = asyncio.Event()  # wakes the display task
+        self.safe = safe  # safe mode (main.py): INFO says so
+        self._battery = battery  # hw.make_battery: (read_mv, low_mv), None on mains
+        self._gw_at = self.clock.uptime()  # the last READ or ACK, or the boot
+        self._info_st = 0  # the status in the last INFO value
+        # BOOT data: fw (u16), reset cause (u8, record.RESET_*), zero pad.
         self.log = ScanLog(root, self._rec, cfg.device_id, 0, self.clock.uptime(),
-                           struct.pack(">HB5x", cfg.fw, reset_cause))
+                           struct.pack(record.BOOT_FMT, cfg.fw, reset_cause))
         self._info_changed()
 
     # --- INFO --------------------------------------------------------------
+    def status(self):
+        """INFO status bits (battery low as last drawn)."""
+        c = self.clock
+        st = gatt.STATUS_CLOCK_SET if c.is_set() else 0
+        if c.stale():
+            st |= gatt.STATUS_CLOCK_STALE
+        if self.safe:
+            st |= gatt.STATUS_SAFE_MODE
+        if self._marks > 0 and self._marks & ST_BATTERY_LOW:
+            st |= gatt.STATUS_BATTERY_LOW
+        return st
+
     def info(self):
-        status = gatt.STATUS_CLOCK_SET if self.clock.is_set() else 0
+        status = self._info_st = self.status()
         lg = self.log
         return gatt.pack_info(self.cfg.device_id, lg.epoch, lg.head, lg.acked, lg.dropped,
                               status, self.last_ctr, self.nonce, self.cfg.fw)
@@ -171,6 +192,11 @@ class Device:
         # Authentic and fresh: the counter is spent whatever the op turns out to be.
         self.last_ctr = ctr
         self._info_changed()
+        if op == command.OP_READ or op == command.OP_ACK:
+            # A gateway is collecting: clear the no-gateway mark now, not at the next wake.
+            self._gw_at = self.clock.uptime()
+            if self._marks > 0 and self._marks & ST_NO_GATEWAY:
+                self.clock_changed.set()
         if op == command.OP_CONFIG:
             return self._configure(conn, ctr, command.payload(frame))
         fmt = command.PAYLOAD_FMT.get(op)
@@ -199,14 +225,15 @@ class Device:
         persisted atomically, then applied."""
         op = command.OP_CONFIG
         cfg = self.cfg
-        st, s = devconfig.unseal(self._ckey, cfg.device_id, blob)
+        # The config key is derived per CONFIG (rare), not kept: its pads cost heap.
+        st, s = devconfig.unseal(HmacKey(keys.config_key(cfg.key)), cfg.device_id, blob)
         if s is None:
             return self._reply(conn, op, st, ctr, cfg.version)
         if s.version <= cfg.version:
             return self._reply(conn, op, command.STALE_VERSION, ctr, cfg.version)
         try:
             rotor = rotation.Rotor(keys.rotation_key(cfg.key), s.slot, s.slots, s.digits)
-            config.save_overlay(self._root, bytes(blob))
+            config.save_overlay(self.root, bytes(blob))
         except ValueError:
             return self._reply(conn, op, command.BAD_VALUE, ctr, cfg.version)
         except OSError:
@@ -294,11 +321,30 @@ class Device:
         return self._code
 
     def refresh(self):
-        """Redraw if what should be shown changed; returns ms to wait before the next check."""
+        """Redraw if what should be shown changed: the code or a status mark (clock
+        unset or stale, no gateway for a while, battery low). Keeps INFO's status
+        current. Returns ms to wait before the next check."""
         code = self.code()
-        if code != self._shown:
-            self._display.show(code, self.cfg.label, self.cfg.name if code else NOT_SYNCED)
+        c = self.clock
+        m = 0 if c.is_set() else ST_CLOCK_UNSET
+        if c.stale():
+            m = ST_CLOCK_STALE
+        if c.uptime() - self._gw_at >= _NO_GW_S:
+            m |= ST_NO_GATEWAY
+        b = self._battery
+        if b is not None:
+            low = self._marks > 0 and self._marks & ST_BATTERY_LOW
+            mv = b[0]()
+            if mv is not None:  # low below low_mv; clears only _BAT_HYST_MV above it
+                low = mv < b[1] + (_BAT_HYST_MV if low else 0)
+            if low:
+                m |= ST_BATTERY_LOW
+        if code != self._shown or m != self._marks:
+            self._display.show(code, self.cfg.label, m)
             self._shown = code
+            self._marks = m
+        if self.status() != self._info_st:
+            self._info_changed()  # the clock went stale, the battery low: tell the gateway
         t = self.clock.now()
         if t is None:
             return _MAX_WAIT_MS

@@ -19,15 +19,17 @@ NOT_SYNCED = "not synced"
 ST_NO_GATEWAY = const(1)  # no gateway has collected the log for a while
 ST_BATTERY_LOW = const(2)
 ST_CLOCK_UNSET = const(4)
-_MARKS = (ST_NO_GATEWAY, ST_BATTERY_LOW, ST_CLOCK_UNSET)
+ST_CLOCK_STALE = const(8)  # set, but drifting (see clock.py)
+_MARKS = (ST_NO_GATEWAY, ST_BATTERY_LOW, ST_CLOCK_UNSET, ST_CLOCK_STALE)
 _MARK_W = const(12)  # 10 px icon + 2 px gap
 
 
 class Display:
-    """What the device needs from any panel."""
+    """What the device needs from any panel. This base draws nothing: it is the
+    panel of safe mode, which skips the driver."""
 
     def show(self, code, label, status):
-        raise NotImplementedError
+        pass
 
 
 def glyph_cols(ch):
@@ -104,6 +106,11 @@ class Renderer:
             fb.ellipse(x + 4, y + 4, 4, 4, k)
             fb.vline(x + 4, y + 2, 3, k)
             fb.hline(x + 4, y + 4, 3, k)
+        elif bit == ST_CLOCK_STALE:  # an hourglass
+            fb.hline(x + 1, y, 8, k)
+            fb.hline(x + 1, y + 7, 8, k)
+            fb.line(x + 2, y + 1, x + 7, y + 6, k)
+            fb.line(x + 7, y + 1, x + 2, y + 6, k)
 
     def render(self, fb, code, label, status):
         w = self.w

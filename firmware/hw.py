@@ -1,5 +1,6 @@
 # Hardware selection: the only place that knows host from device. Nothing is
-# built at import; callers ask for what they need.
+# built at import; callers ask for what they need. What only the ESP32 has is in
+# hw_esp32.py, imported when asked for.
 import sys
 
 from config import ConfigError
@@ -53,12 +54,109 @@ def make_radio(cfg):
 
 
 def reset_cause():
-    try:
-        import machine
+    """Why the chip last reset, as a protocol.record.RESET_* value; None on the
+    host, which has no such thing (bootstate.py works it out from flash)."""
+    if not on_device():
+        return None
+    from hw_esp32 import reset_cause
 
-        return machine.reset_cause()
-    except (ImportError, AttributeError):
-        return 0
+    return reset_cause()
+
+
+# --- watchdog ----------------------------------------------------------------
+# The unix port has no machine.WDT, so on the host this module is the watchdog
+# (one per process, like the chip's): make_watchdog returns it, with feed() and
+# stop(). A thread wakes every timeout/4; once the watchdog has gone a whole
+# timeout unfed it does what the ESP32's does to a stalled loop, however the loop
+# is stuck (busy, blocked, deadlocked): a reset. It notes RESET_WDT in boot.bin
+# (bootstate.py), so the next boot logs it, then kills the process with SIGALRM:
+# no clean-up runs, as on a real reset, and the supervisor sees a death by
+# signal 14 and restarts the device. (The unix port has no os._exit, and no
+# thread can raise into the main one.) Tests set wdt_kill = False to stop at the
+# note; wdt_fired tells. A class would cost heap; a module is one already.
+_wdt = None  # [timeout ms (0: stopped), ticks_ms of the last feed, root]
+wdt_fired = False
+wdt_kill = True
+
+
+def make_watchdog(ms, root):
+    """Something with feed() that resets the device unless fed every ms:
+    machine.WDT on the ESP32 (cannot be stopped once started); on the host
+    this module, which also has stop()."""
+    if on_device():
+        from machine import WDT
+
+        return WDT(timeout=ms)
+    import _thread
+    import time
+
+    global _wdt, wdt_fired
+    _wdt = [ms, time.ticks_ms(), root]
+    wdt_fired = False
+    _thread.start_new_thread(_watch, (_wdt,))
+    return sys.modules[__name__]
+
+
+def feed():
+    import time
+
+    _wdt[1] = time.ticks_ms()
+
+
+def stop():
+    _wdt[0] = 0  # its thread ends at its next wake
+
+
+def _watch(w):
+    import os
+    import time
+
+    ms = w[0]
+    while True:
+        # Napping timeout/4: waking every 100 ms was tried and made the radio
+        # tests' 64K devices run out of heap now and then.
+        time.sleep_ms(ms // 4 or 1)
+        if not w[0]:
+            return
+        if time.ticks_diff(time.ticks_ms(), w[1]) >= ms:
+            break
+    try:  # may find no heap (a stall may be one): the next boot then infers a crash
+        print("watchdog:", ms, "ms")
+        import bootstate
+        from protocol import record
+
+        bootstate.note(w[2], record.RESET_WDT)
+    except Exception:
+        pass
+    global wdt_fired
+    wdt_fired = True
+    if wdt_kill:
+        # Whole literals: made when hw loads, so the reset itself allocates nothing.
+        os.system("kill -14 $PPID")  # SIGALRM; $PPID of the shell: this process
+        time.sleep_ms(1000)
+        os.system("kill -9 $PPID")  # SIGALRM was ignored by whoever started us
+
+
+# --- battery -----------------------------------------------------------------
+battery_mv = None  # the host's battery reading in mV, for tests or the sim to set
+
+
+def make_battery(board):
+    """Battery sense from the board profile's "battery" entry (adc_pin, divider,
+    low_mv): (read_mv, low_mv), read_mv() giving the battery in mV or None when
+    unknown; None on mains. On the host read_mv() returns battery_mv."""
+    b = board.battery
+    if not b:
+        return None
+    if on_device():
+        from hw_esp32 import battery
+
+        return battery(b)
+    return _host_mv, int(b["low_mv"])
+
+
+def _host_mv():
+    return battery_mv
 
 
 class NullRadio:

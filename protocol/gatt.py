@@ -16,8 +16,11 @@ ADV_MAX = 31
 # INFO value, 40 bytes
 INFO_FMT = ">B8sIIIIBI8sH"
 INFO_LEN = 40
+# INFO status bits
 STATUS_CLOCK_SET = 1
-STATUS_SAFE_MODE = 2
+STATUS_SAFE_MODE = 2  # booted in safe mode after repeated failed boots: BLE only, no display
+STATUS_CLOCK_STALE = 4  # set, but drifting: no sync for a day, or the last sync corrected a lot
+STATUS_BATTERY_LOW = 8
 
 
 def pack_info(device_id, epoch, head_seq, acked_seq, dropped, status, last_ctr, nonce, fw):

@@ -22,6 +22,18 @@ KIND_NAMES = {KIND_TAP: "tap", KIND_BOOT: "boot", KIND_CLOCK_SET: "clock_set"}
 
 FLAG_CLOCK_SET = 1
 
+# BOOT record data: u16 firmware version, u8 reset cause, 5 zero bytes.
+BOOT_FMT = ">HB5x"
+# Reset causes: why the boot before this one ended (docs/protocol.md, "Data by kind").
+# 1-5 have the numbers MicroPython's machine.*_RESET constants have on the ESP32.
+RESET_UNKNOWN = 0
+RESET_POWER_ON = 1  # power applied (the host: stopped after the boot was stable)
+RESET_HARD = 2  # the reset pin or button
+RESET_WDT = 3  # the watchdog: the main loop stalled (on the ESP32 also a panic)
+RESET_DEEPSLEEP = 4  # woke from deep sleep
+RESET_SOFT = 5  # the firmware restarted on purpose (e.g. to leave safe mode)
+RESET_CRASH = 6  # an unhandled error, or the boot died before it was stable
+
 _FMT = ">BBHIII8s"
 
 

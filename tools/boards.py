@@ -103,6 +103,7 @@ def validate(path: Path, firmware: Path = FIRMWARE) -> Profile:
         if not isinstance(bat, dict):
             raise BoardError(f"board {name}: battery must be an object or null")
         pin("battery.adc_pin", bat.get("adc_pin"))
+        _int(bat, "low_mv", "battery.", name)  # the firmware's battery-low threshold
     elif d.get("power") == "battery":
         raise BoardError(f"board {name}: runs on battery but has no battery sense")
     if d.get("status_led") is not None:

@@ -3,6 +3,7 @@
 # (and checks each receipt is already on flash), and command-frame builders.
 import json
 import os
+import struct
 
 from protocol import command, keys, record
 from protocol.hmac256 import HmacKey
@@ -45,6 +46,23 @@ def logbytes(root):
 def read(path):
     with open(path, "rb") as f:
         return f.read()
+
+
+def boot_causes(root):
+    """The reset cause (record.RESET_*) of every BOOT record on flash, oldest first."""
+    b = logbytes(root)
+    out = []
+    for i in range(0, len(b), record.RECORD_LEN):
+        f = record.unpack(b[i:i + record.RECORD_LEN])
+        if f[1] == record.KIND_BOOT:
+            out.append(struct.unpack(record.BOOT_FMT, f[6])[1])
+    return out
+
+
+def advance(clock, s):
+    """Let s seconds pass at once on a clock.Clock: uptime and wall time."""
+    clock._up += s
+    clock._sec += s
 
 
 class FakeRadio:

@@ -5,7 +5,7 @@ import os
 
 import board
 import hw
-from display import NOT_SYNCED, ST_BATTERY_LOW, ST_CLOCK_UNSET, ST_NO_GATEWAY
+from display import NOT_SYNCED, ST_BATTERY_LOW, ST_CLOCK_STALE, ST_CLOCK_UNSET, ST_NO_GATEWAY
 
 LABEL = "Oat milk 1L"
 SCENARIOS = (
@@ -14,6 +14,7 @@ SCENARIOS = (
     ("no_gateway", "4919-27", ST_NO_GATEWAY),
     ("battery_low", "4919-27", ST_BATTERY_LOW),
     ("clock_unset", None, ST_CLOCK_UNSET),
+    ("clock_stale", "4919-27", ST_CLOCK_STALE),
     ("all_marks", "4919-27", ST_NO_GATEWAY | ST_BATTERY_LOW | ST_CLOCK_UNSET),
 )
 

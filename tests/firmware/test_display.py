@@ -15,7 +15,7 @@ from tests.mp.harness import ROOT, assert_all_pass
 
 GOLDEN = ROOT / "tests" / "firmware" / "golden"
 BOARDS = ROOT / "hardware" / "boards"
-SCENARIOS = ["synced", "unsynced", "no_gateway", "battery_low", "clock_unset", "all_marks"]
+SCENARIOS = ["synced", "unsynced", "no_gateway", "battery_low", "clock_unset", "clock_stale", "all_marks"]
 
 
 def read_pbm(data: bytes) -> tuple[int, int, bytes]:

@@ -145,6 +145,21 @@ def test_info_and_advertising():
     assert gatt.log_capacity(247) == 6
 
 
+def test_status_bits_and_reset_causes():
+    bits = [gatt.STATUS_CLOCK_SET, gatt.STATUS_SAFE_MODE, gatt.STATUS_CLOCK_STALE, gatt.STATUS_BATTERY_LOW]
+    assert bits == [1, 2, 4, 8]  # one bit each, in the INFO status byte
+    info = gatt.pack_info(b"12345678", 1, 1, 0, 0, sum(bits), 0, b"abcdefgh", 1)
+    assert gatt.unpack_info(info)[6] == 15
+    causes = [record.RESET_UNKNOWN, record.RESET_POWER_ON, record.RESET_HARD, record.RESET_WDT,
+              record.RESET_DEEPSLEEP, record.RESET_SOFT, record.RESET_CRASH]
+    assert causes == list(range(7))  # 1-5 as MicroPython's machine.*_RESET on the ESP32
+    import struct
+
+    data = struct.pack(record.BOOT_FMT, 0x0102, record.RESET_WDT)
+    assert data == b"\x01\x02\x03" + b"\x00" * 5  # BOOT data fills the record's 8 bytes
+    assert struct.unpack(record.BOOT_FMT, data) == (0x0102, record.RESET_WDT)
+
+
 def _settings(c, **kw):
     s = devconfig.Settings(c["version"], c["base"], c["slot"], c["slots"], c["digits"], c["period"],
                            c["label"], c["tx_power"])

@@ -35,3 +35,21 @@ def test_protocol_doc_carries_the_vectors() -> None:
         assert f"| {w['window']} | {w['secret']} | {w['value']} |" in doc
     missing = [x for x in wanted if x not in doc]
     assert not missing, missing
+
+
+def test_protocol_doc_lists_status_bits_and_reset_causes() -> None:
+    """docs/protocol.md names every INFO status bit and reset cause with its value."""
+    from pathlib import Path
+
+    from protocol import gatt, record
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    for name in ("STATUS_CLOCK_SET", "STATUS_SAFE_MODE", "STATUS_CLOCK_STALE", "STATUS_BATTERY_LOW"):
+        v = getattr(gatt, name)
+        assert f"| {v.bit_length() - 1} | {v} | `{name}` |" in doc, name
+    names = {"UNKNOWN": "unknown", "POWER_ON": "power_on", "HARD": "hard", "WDT": "wdt",
+             "DEEPSLEEP": "deepsleep", "SOFT": "soft", "CRASH": "crash"}
+    causes = sorted(n for n in dir(record) if n.startswith("RESET_"))
+    assert sorted("RESET_" + k for k in names) == causes
+    for k, name in names.items():
+        assert f"| {getattr(record, 'RESET_' + k)} | {name} |" in doc, name

@@ -69,6 +69,7 @@ def test_unknown_display_driver_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("change, message", [
     (lambda d: d["display"].pop("busy"), "needs pin display.busy"),
     (lambda d: d.update(battery=None), "on battery but has no battery sense"),
+    (lambda d: d["battery"].pop("low_mv"), "battery.low_mv must be an integer"),
     (lambda d: d["display"].update(mosi=30), "GPIO30, the ESP32-C3 stops at GPIO21"),
     (lambda d: d["display"].update(height=130), "multiple of 8"),
     (lambda d: d.update(board="other"), "must match the file name"),
