@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -22,19 +20,6 @@ from tests.firmware.test_firmware_radio import T0, Gateway, run, shown
 from tests.vdev import WAIT, Dev, in_own_loop, tap, wait_advertising
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def hub() -> Iterator[RadioHub]:
-    with RadioHub() as h:
-        yield h
-
-
-@pytest.fixture
-def dev(hub: RadioHub, tmp_path: Path) -> Iterator[Dev]:
-    d = Dev(tmp_path / "flash", hub.dev_addr).start()
-    yield d
-    d.vd.stop()
 
 
 def sealed(d: Dev, version: int, label: str, base: str = "7311", slot: int = 2) -> bytes:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,19 +23,6 @@ pytestmark = pytest.mark.timeout(90)
 GW = bytes.fromhex("a1a2a3a4a5a6a7a8")
 PERIOD = 3600
 T0 = 1767225600 + 7  # early in a window, so the code cannot roll over during the test
-
-
-@pytest.fixture
-def hub() -> Iterator[RadioHub]:
-    with RadioHub() as h:
-        yield h
-
-
-@pytest.fixture
-def dev(hub: RadioHub, tmp_path: Path) -> Iterator[Dev]:
-    d = Dev(tmp_path / "flash", hub.dev_addr).start()
-    yield d
-    d.vd.stop()
 
 
 class Gateway:
