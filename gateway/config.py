@@ -71,6 +71,16 @@ class BatchConfig:
 
 
 @dataclass(frozen=True)
+class SpoolConfig:
+    """`spool = "path"`, or a [spool] table with `path` and these (0 = no limit)."""
+
+    max_records: int = 1_000_000  # unconfirmed records; at the limit no more are pulled
+    max_bytes: int = 512 * 1024 * 1024
+    warn_fraction: float = 0.8  # log a warning and show the alarm in status from here
+    keep_confirmed: int = 10_000  # entries in the confirmed-batches log
+
+
+@dataclass(frozen=True)
 class Device:
     id: bytes  # 8 bytes
     key: bytes  # 32-byte gateway command key for this device
@@ -89,6 +99,7 @@ class GatewayConfig:
     ble: BleConfig = field(default_factory=BleConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
     devices: tuple[Device, ...] = ()
+    spool: SpoolConfig = field(default_factory=SpoolConfig)
 
     @property
     def gateway_hex(self) -> str:
@@ -132,9 +143,9 @@ def _section(raw: dict[str, object], name: str, cls: Any) -> object:
 
 def parse(raw: dict[str, object], base: Path = Path(".")) -> GatewayConfig:
     gw = _hex(raw.get("gateway_id"), 8, "gateway_id")
-    for k in ("private_key", "spool"):
-        if not isinstance(raw.get(k), str):
-            raise ConfigError(f"{k} must be a path string")
+    if not isinstance(raw.get("private_key"), str):
+        raise ConfigError("private_key must be a path string")
+    spool_path, spool = _spool(raw.get("spool"))
     devices: list[Device] = []
     seen: set[bytes] = set()
     raw_devices = raw.get("devices", [])
@@ -157,9 +168,27 @@ def parse(raw: dict[str, object], base: Path = Path(".")) -> GatewayConfig:
     return GatewayConfig(
         gateway_id=gw,
         private_key_path=(base / str(raw["private_key"])),
-        spool_path=(base / str(raw["spool"])),
-        mqtt=mqtt, ble=ble, batch=batch, devices=tuple(devices),
+        spool_path=(base / spool_path),
+        mqtt=mqtt, ble=ble, batch=batch, devices=tuple(devices), spool=spool,
     )
+
+
+def _spool(value: object) -> tuple[str, SpoolConfig]:
+    if isinstance(value, str):
+        return value, SpoolConfig()
+    if not isinstance(value, dict) or not isinstance(value.get("path"), str):
+        raise ConfigError('spool must be a path string, or a [spool] table with path = "..."')
+    rest = {k: v for k, v in value.items() if k != "path"}
+    sc = _section({"spool": rest}, "spool", SpoolConfig)
+    assert isinstance(sc, SpoolConfig)
+    ints = (sc.max_records, sc.max_bytes, sc.keep_confirmed)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints) or \
+            not isinstance(sc.warn_fraction, int | float):
+        raise ConfigError("[spool] limits must be numbers")
+    if min(sc.max_records, sc.max_bytes) < 0 or not 0 < sc.warn_fraction <= 1 or sc.keep_confirmed < 1:
+        raise ConfigError("[spool] limits must be >= 0 (0 = none), warn_fraction in (0, 1], "
+                          "keep_confirmed >= 1")
+    return value["path"], sc
 
 
 def load(path: str | Path) -> GatewayConfig:

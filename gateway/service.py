@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from dataclasses import asdict
@@ -25,17 +26,23 @@ from gateway.uplink import Uplink
 log = logging.getLogger(__name__)
 
 TICK_S = 0.1  # batcher / pump period
+HEALTH_EVERY_S = 5.0  # how often the health that `mcode gateway status` shows is saved
+REALARM_EVERY_S = 600.0  # a spool in alarm is logged again this often, not only on crossing
 
 
 class Gateway:
     def __init__(self, cfg: GatewayConfig, ble: Any = None, collect: bool = True) -> None:
         self.cfg = cfg
-        self.spool = Spool(cfg.spool_path, cfg.gateway_id, cfg.load_private_key())
+        sc = cfg.spool
+        self.spool = Spool(cfg.spool_path, cfg.gateway_id, cfg.load_private_key(),
+                           max_records=sc.max_records or None, max_bytes=sc.max_bytes or None,
+                           warn_fraction=sc.warn_fraction, keep_confirmed=sc.keep_confirmed)
         self.uplink = Uplink(cfg.mqtt, cfg.gateway_hex, self.spool)
         self.collector = Collector(cfg, self.spool, ble=ble)
         self.collect = collect
         self.sweeps = 0
         self.sealed = 0
+        self.started = time.time()
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
@@ -82,10 +89,36 @@ class Gateway:
                 log.exception("batcher failed")
             await self._sleep(TICK_S)
 
+    def save_health(self) -> None:
+        """What `status` shows of the running process: broker state, uplink and spool fill."""
+        fill = self.spool.fill()
+        self.spool.set_health({
+            "updated": time.time(), "started": self.started, "pid": os.getpid(),
+            "mqtt_connected": self.uplink.connected, "broker": f"{self.cfg.mqtt.host}:{self.cfg.mqtt.port}",
+            "uplink": asdict(self.uplink.stats), "inflight": len(self.uplink.inflight()),
+            "sweeps": self.sweeps, "sealed": self.sealed, "spool_fill": fill.as_dict(),
+        })
+
+    async def health_loop(self) -> None:
+        last_alarm = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                await asyncio.to_thread(self.save_health)
+                fill = await asyncio.to_thread(self.spool.fill)
+                if fill.level != "ok" and time.monotonic() - last_alarm >= REALARM_EVERY_S:
+                    last_alarm = time.monotonic()
+                    log.warning("SPOOL STILL %.0f%% FULL (%s): %d records unconfirmed",
+                                100 * fill.fraction, fill.level, fill.records,
+                                extra={"spool_fill": round(fill.fraction, 4), "alarm": fill.level})
+            except Exception:
+                log.exception("health not saved")
+            await self._sleep(HEALTH_EVERY_S)
+
     async def run(self) -> None:
         self._stop.clear()
         self.uplink.start()
-        tasks = [asyncio.create_task(self.batch_loop(), name="batcher")]
+        tasks = [asyncio.create_task(self.batch_loop(), name="batcher"),
+                 asyncio.create_task(self.health_loop(), name="health")]
         if self.collect:
             tasks.append(asyncio.create_task(self.collect_loop(), name="collector"))
         log.info("gateway %s running: %d devices, spool %s, broker %s:%d", self.cfg.gateway_hex,
@@ -97,6 +130,8 @@ class Gateway:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.to_thread(self.uplink.stop)
+            with contextlib.suppress(Exception):
+                self.save_health()  # the last word: not connected, for `status`
             self.spool.close()
             log.info("gateway stopped")
 
@@ -107,6 +142,7 @@ class Gateway:
             "uplink": asdict(self.uplink.stats),
             "inflight": self.uplink.inflight(),
             "spool": asdict(self.spool.counts()),
+            "spool_fill": self.spool.fill().as_dict(),
             "devices": {k: asdict(v) for k, v in self.collector.devices.items()},
             "sweeps": self.sweeps,
             "sealed": self.sealed,

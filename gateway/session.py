@@ -225,7 +225,12 @@ class Session:
             raise SessionError("log_regressed", f"head {info.head_seq} < cursor {cursor}")
         start = max(cursor or 0, info.acked_seq) + 1
         res.read_from = start
-        if start <= info.head_seq:
+        # At its size limit the spool takes nothing more: the records stay on the device (its
+        # log is bounded and counts drops) until the cloud confirms batches. Acking goes on.
+        full = start <= info.head_seq and await asyncio.to_thread(self.spool.full)
+        if full:
+            res.notes.append("spool full: not read")
+        if start <= info.head_seq and not full:
             self._expect_after = start - 1
             self._last_log = time.monotonic()
             status, head = await self._command(command.OP_READ, struct.pack(">I", start), streaming=True)

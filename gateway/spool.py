@@ -8,12 +8,21 @@ Invariant: every record ever added is exactly one of unbatched, in one pending b
 confirmed (deleted). Re-adding a record at or below the device's cursor is a no-op, so a
 confirmed record can never be spooled, and so sent, twice.
 
+Bounded: with `max_records` / `max_bytes` set, `add_records` stores only what fits (oldest seq
+first) and the cursor stops there, so the session acks only that; the rest stays on the
+device's own bounded log, which counts what it drops. Nothing spooled is ever deleted to make
+room. Crossing `warn_fraction` of either limit logs a warning, reaching it an error; `fill()`
+reports the level for `status`.
+
+Every confirm is kept in a bounded log (`confirmed_batches()`) with the cloud's counts.
+
 All methods are thread-safe (one connection behind a lock): paho callbacks, the asyncio loop
 and worker threads may share one Spool.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -27,6 +36,7 @@ from typing import Any
 import sqlite_utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.spool_limits import FULL, Fill, FillAlarm, Limits, measure
 from protocol import batch as pbatch
 from protocol import record as precord
 
@@ -66,6 +76,16 @@ MIGRATIONS: list[str] = [
         backlog INTEGER, failures INTEGER NOT NULL DEFAULT 0, last_error TEXT
     );
     """,
+    # v2: the cloud's acks, kept after the batch leaves (bounded by Spool.keep_confirmed).
+    """
+    CREATE TABLE confirmed (
+        bseq INTEGER PRIMARY KEY,
+        n_records INTEGER NOT NULL,
+        status TEXT NOT NULL,             -- the ack's status: stored / quarantined
+        confirmed_at REAL NOT NULL,
+        stored INTEGER NULL, dup INTEGER NULL, rej INTEGER NULL   -- the cloud's counts, if sent
+    );
+    """,
 ]
 
 DEVICE_FIELDS = ("last_seen", "last_ok", "head_seq", "acked_seq", "epoch", "backlog", "failures",
@@ -93,13 +113,35 @@ class SpoolCounts:
     next_bseq: int
 
 
+@dataclass(frozen=True)
+class ConfirmedBatch:
+    bseq: int
+    n_records: int
+    status: str
+    confirmed_at: float
+    stored: int | None
+    dup: int | None
+    rej: int | None
+
+
+class SpoolSchemaError(RuntimeError):
+    """The spool file was written by a newer gateway; opening it could lose data."""
+
+
 class Spool:
     def __init__(self, path: str | Path, gateway_id: bytes | None = None,
-                 key: Ed25519PrivateKey | None = None, clock: Any = time.time) -> None:
+                 key: Ed25519PrivateKey | None = None, clock: Any = time.time, *,
+                 max_records: int | None = None, max_bytes: int | None = None,
+                 warn_fraction: float = 0.8, keep_confirmed: int = 10_000,
+                 create: bool = True) -> None:
         self.path = Path(path)
         self.gateway_id = gateway_id
         self._key = key
         self._clock = clock
+        self._alarm = FillAlarm(Limits(max_records, max_bytes, warn_fraction))
+        self.keep_confirmed = keep_confirmed
+        if not create and not self.path.exists():
+            raise FileNotFoundError(f"no spool at {self.path}")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False,
                                timeout=10.0)
@@ -112,6 +154,7 @@ class Spool:
             self._exec("PRAGMA foreign_keys=ON")
             self._exec("PRAGMA busy_timeout=10000")
             self._migrate()
+        self._note_fill()
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -141,13 +184,18 @@ class Spool:
             if row is None:
                 c.execute("INSERT INTO schema_version VALUES (0)")
             if version > len(MIGRATIONS):
-                raise RuntimeError(f"spool schema v{version} is newer than this gateway "
-                                   f"(v{len(MIGRATIONS)})")
+                raise SpoolSchemaError(
+                    f"spool {self.path} has schema v{version}, newer than this gateway's "
+                    f"v{len(MIGRATIONS)}: it was written by a newer mcode. Upgrade mcode; the "
+                    f"file is left untouched (nothing in it is lost).")
             for i in range(version, len(MIGRATIONS)):
                 for stmt in MIGRATIONS[i].split(";"):
                     if stmt.strip():
                         c.execute(stmt)
                 c.execute("UPDATE schema_version SET version = ?", (i + 1,))
+            if 0 < version < len(MIGRATIONS):
+                log.info("spool %s migrated from schema v%d to v%d", self.path, version,
+                         len(MIGRATIONS))
             # bseq starts at creation time in ms, so a gateway whose spool was lost and
             # recreated never reuses a bseq the cloud has already seen.
             c.execute("INSERT OR IGNORE INTO meta VALUES ('next_bseq', ?)",
@@ -176,7 +224,8 @@ class Spool:
 
         Idempotent: a record already spooled, or at or below the device's cursor (already
         spooled and perhaps confirmed), is ignored. Raises ValueError on a malformed record
-        before writing anything."""
+        before writing anything. At the size limit only the oldest records that fit are
+        stored and the cursor stops at the last of them (so only those get acked)."""
         dev = device_id.hex()
         now = self._clock()
         rows = []
@@ -188,10 +237,16 @@ class Spool:
         with self._tx() as c:
             cur = c.execute("SELECT seq FROM cursors WHERE device_id = ?", (dev,)).fetchone()
             floor = cur[0] if cur else -1
-            fresh = [r for r in rows if r[2] > floor]
+            fresh = sorted((r for r in rows if r[2] > floor), key=lambda r: r[2])
             if len(fresh) < len(rows):
                 log.debug("device %s: %d records at or below cursor %d ignored", dev,
                           len(rows) - len(fresh), floor)
+            room = measure(c, self.limits).room
+            if room < len(fresh):
+                log.error("SPOOL FULL: kept %d of %d new records from device %s; the rest stay "
+                          "on the device", room, len(fresh), dev,
+                          extra={"device": dev, "refused": len(fresh) - room})
+                fresh = fresh[:room]
             before = c.total_changes
             c.executemany("INSERT OR IGNORE INTO records (device_id, epoch, seq, raw, received) "
                           "VALUES (?, ?, ?, ?, ?)", fresh)
@@ -201,6 +256,7 @@ class Spool:
                 c.execute("INSERT INTO cursors VALUES (?, ?, ?) ON CONFLICT(device_id) DO UPDATE "
                           "SET seq = max(seq, excluded.seq), updated = excluded.updated",
                           (dev, top, now))
+        self._note_fill()
         return added
 
     def cursor(self, device_id: bytes) -> int | None:
@@ -219,6 +275,23 @@ class Spool:
         with self._lock:
             return {r[0]: int(r[1]) for r in
                     self._exec("SELECT device_id, count(*) FROM records GROUP BY device_id")}
+
+    # -- size limit (gateway.spool_limits) -------------------------------------------------
+
+    @property
+    def limits(self) -> Limits:
+        return self._alarm.limits
+
+    def fill(self) -> Fill:
+        with self._lock:
+            return measure(self.db.conn, self.limits)
+
+    def full(self) -> bool:
+        """At a limit: pull nothing more from devices until the cloud confirms batches."""
+        return self.fill().level == FULL
+
+    def _note_fill(self) -> None:
+        self._alarm.note(self.fill())
 
     # -- batches --------------------------------------------------------------------------
 
@@ -274,13 +347,43 @@ class Spool:
             c.executemany("UPDATE batches SET published_at = ?, attempts = attempts + 1 WHERE bseq = ?",
                           [(now, b) for b in bseqs])
 
-    def confirm(self, bseq: int) -> int:
-        """The cloud committed batch bseq: delete it and its records. Returns records deleted;
-        0 for an unknown or already confirmed bseq (idempotent)."""
+    def confirm(self, bseq: int, status: str = pbatch.ACK_STORED, stored: int | None = None,
+                dup: int | None = None, rej: int | None = None) -> int:
+        """The cloud committed batch bseq: delete it and its records, and log the ack (with the
+        cloud's counts) in `confirmed`, in the same transaction. Returns records deleted; 0 for
+        an unknown or already confirmed bseq (idempotent: the first ack's entry is kept)."""
         with self._tx() as c:
             n = c.execute("DELETE FROM records WHERE batch_id = ?", (bseq,)).rowcount
-            c.execute("DELETE FROM batches WHERE bseq = ?", (bseq,))
+            gone = c.execute("DELETE FROM batches WHERE bseq = ? RETURNING n_records",
+                             (bseq,)).fetchall()
+            if gone:
+                c.execute("INSERT OR IGNORE INTO confirmed VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (bseq, int(gone[0][0]), str(status), self._clock(), stored, dup, rej))
+                c.execute("DELETE FROM confirmed WHERE bseq <= (SELECT bseq FROM confirmed "
+                          "ORDER BY bseq DESC LIMIT 1 OFFSET ?)", (max(1, self.keep_confirmed),))
+        if n:
+            self._note_fill()
         return int(n)
+
+    def confirmed_batches(self, limit: int | None = None) -> list[ConfirmedBatch]:
+        """The last confirmed batches (at most keep_confirmed are kept), newest first."""
+        sql = ("SELECT bseq, n_records, status, confirmed_at, stored, dup, rej FROM confirmed "
+               "ORDER BY bseq DESC")
+        params: tuple[Any, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (limit,)
+        with self._lock:
+            return [ConfirmedBatch(int(r[0]), int(r[1]), str(r[2]), float(r[3]), r[4], r[5], r[6])
+                    for r in self._exec(sql, params)]
+
+    def confirmed_batch(self, bseq: int) -> ConfirmedBatch | None:
+        """The log entry for bseq, if it was confirmed and is still among the kept ones."""
+        with self._lock:
+            r = self._exec("SELECT bseq, n_records, status, confirmed_at, stored, dup, rej "
+                           "FROM confirmed WHERE bseq = ?", (bseq,)).fetchone()
+        return None if r is None else ConfirmedBatch(int(r[0]), int(r[1]), str(r[2]), float(r[3]),
+                                                     r[4], r[5], r[6])
 
     def oldest_unbatched(self) -> float | None:
         with self._lock:
@@ -310,6 +413,17 @@ class Spool:
         for r in rows:
             yield {"device_id": r[0], "epoch": r[1], "seq": r[2], "raw": bytes(r[3]).hex(),
                    "received": r[4], "batch": r[5]}
+
+    # -- the running gateway's health, for `status` from another process -----------------
+
+    def set_health(self, health: dict[str, Any]) -> None:
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('health', ?)", (json.dumps(health),))
+
+    def health(self) -> dict[str, Any] | None:
+        with self._lock:
+            r = self._exec("SELECT value FROM meta WHERE key = 'health'").fetchone()
+        return None if r is None else dict(json.loads(r[0]))
 
     # -- device status (mirrors the collector's in-memory view, for `status`) --------------
 

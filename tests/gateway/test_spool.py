@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import tempfile
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from gateway.spool import Spool
+from gateway import config as gconfig
+from gateway import spool as spool_mod
+from gateway.spool import ConfirmedBatch, Spool, SpoolSchemaError
 from protocol import batch as pbatch
 from tests.gateway.helpers import DEV_A, DEV_B, GW_ID, open_spool, rec, recs
 
@@ -80,7 +85,7 @@ def test_survives_reopen(tmp_path: Path) -> None:
     assert sealed is not None
     s.close()
     s = Spool(tmp_path / "s.db", GW_ID, key)
-    assert s.schema_version() == 1
+    assert s.schema_version() == len(spool_mod.MIGRATIONS)
     assert s.cursor(DEV_A) == 10
     assert [(p.bseq, p.payload) for p in s.pending_batches()] == [sealed]
     assert s.counts().unbatched == 6
@@ -173,3 +178,186 @@ class SpoolMachine(RuleBasedStateMachine):
 
 TestSpoolMachine = SpoolMachine.TestCase
 TestSpoolMachine.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+
+
+# -- bounded size --------------------------------------------------------------------------
+
+
+def _limited(path: Path, **kw: object) -> Spool:
+    return Spool(path, GW_ID, Ed25519PrivateKey.generate(), **kw)  # type: ignore[arg-type]
+
+
+def test_record_limit_stores_the_oldest_that_fit_and_never_deletes(tmp_path: Path) -> None:
+    with _limited(tmp_path / "s.db", max_records=10) as s:
+        assert s.add_records(DEV_A, recs(DEV_A, range(1, 16))) == 10
+        assert s.cursor(DEV_A) == 10  # so a session acks only 1..10; 11..15 stay on the device
+        assert [r["seq"] for r in s.iter_records()] == list(range(1, 11))
+        f = s.fill()
+        assert (f.records, f.level, s.full()) == (10, "full", True)
+        assert s.add_records(DEV_B, recs(DEV_B, range(1, 3))) == 0 and s.cursor(DEV_B) is None
+        # Sealing and publishing go on; only a confirm makes room.
+        sealed = s.seal_batch(4)
+        assert sealed is not None and s.full()
+        assert s.confirm(sealed[0]) == 4
+        assert not s.full() and s.fill().level == "ok"  # 6 of 10
+        # The device re-offers everything it still holds: only what fits, in seq order.
+        assert s.add_records(DEV_A, recs(DEV_A, range(1, 16))) == 4
+        assert s.cursor(DEV_A) == 14
+        assert [r["seq"] for r in s.iter_records()] == list(range(5, 15))
+
+
+def test_byte_limit_bounds_the_file_and_keeps_every_stored_record(tmp_path: Path) -> None:
+    limit = 256 * 1024
+    with _limited(tmp_path / "s.db", max_bytes=limit) as s:
+        stored = 0
+        offered = 0
+        for _ in range(200):
+            offered += 50
+            n = s.add_records(DEV_A, recs(DEV_A, range(stored + 1, stored + 51)))
+            stored += n
+            if n == 0:
+                break
+        assert stored < offered, "the byte limit never bit"
+        assert s.full() and s.fill().bytes <= limit * 1.05  # room is estimated per record
+        assert s.counts().records == stored and s.cursor(DEV_A) == stored
+        assert [r["seq"] for r in s.iter_records()] == list(range(1, stored + 1))
+
+
+def test_fill_alarm_warns_then_errors_then_recovers(tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.spool")
+    with _limited(tmp_path / "s.db", max_records=10, warn_fraction=0.8) as s:
+        s.add_records(DEV_A, recs(DEV_A, range(1, 8)))
+        assert [r.levelno for r in caplog.records] == []
+        s.add_records(DEV_A, recs(DEV_A, range(8, 9)))
+        assert [(r.levelno, r.getMessage()[:14]) for r in caplog.records] == \
+            [(logging.WARNING, "SPOOL 80% FULL")]
+        assert caplog.records[-1].alarm == "warn"  # type: ignore[attr-defined]
+        s.add_records(DEV_A, recs(DEV_A, range(9, 20)))
+        errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert any(m.startswith("SPOOL FULL") for m in errors)
+        caplog.clear()
+        sealed = s.seal_batch(10)
+        assert sealed is not None and s.confirm(sealed[0]) == 10
+        assert [(r.levelno, r.getMessage()[:13]) for r in caplog.records] == \
+            [(logging.INFO, "spool back to")]
+    caplog.clear()
+    # A gateway restarted on a spool in alarm says so at once.
+    with _limited(tmp_path / "s.db", max_records=2) as s:
+        s.add_records(DEV_B, recs(DEV_B, range(1, 3)))
+    with _limited(tmp_path / "s.db", max_records=2):
+        assert any(r.getMessage().startswith("SPOOL FULL") for r in caplog.records)
+
+
+def test_limits_come_from_the_spool_table_in_gateway_toml(tmp_path: Path) -> None:
+    base = {"gateway_id": GW_ID.hex(), "private_key": "k.pem"}
+    cfg = gconfig.parse({**base, "spool": "s.db"}, tmp_path)
+    assert cfg.spool_path == tmp_path / "s.db" and cfg.spool == gconfig.SpoolConfig()
+    cfg = gconfig.parse({**base, "spool": {"path": "var/s.db", "max_records": 5, "max_bytes": 0,
+                                           "warn_fraction": 0.5, "keep_confirmed": 7}}, tmp_path)
+    assert cfg.spool_path == tmp_path / "var/s.db"
+    assert cfg.spool == gconfig.SpoolConfig(5, 0, 0.5, 7)
+    for bad in ({"max_records": 5}, {"path": "s.db", "max_records": -1},
+                {"path": "s.db", "warn_fraction": 1.5}, {"path": "s.db", "max_records": "lots"},
+                {"path": "s.db", "size": 3}, {"path": "s.db", "keep_confirmed": 0}):
+        with pytest.raises(gconfig.ConfigError):
+            gconfig.parse({**base, "spool": bad}, tmp_path)
+
+
+# -- confirmed-batches log -----------------------------------------------------------------
+
+
+def test_confirmed_batches_are_logged_with_the_clouds_counts(tmp_path: Path) -> None:
+    clock = [1000.0]
+    with Spool(tmp_path / "s.db", GW_ID, Ed25519PrivateKey.generate(), lambda: clock[0],
+               keep_confirmed=3) as s:
+        s.add_records(DEV_A, recs(DEV_A, range(1, 13)))
+        bseqs = []
+        for _ in range(6):
+            sealed = s.seal_batch(2)
+            assert sealed is not None
+            bseqs.append(sealed[0])
+        clock[0] = 2000.0
+        assert s.confirm(bseqs[0], pbatch.ACK_STORED, stored=1, dup=1, rej=0) == 2
+        assert s.confirm(bseqs[0], pbatch.ACK_STORED, stored=0, dup=2, rej=0) == 0  # a resent ack
+        assert s.confirm(999) == 0  # unknown: not logged
+        assert s.confirmed_batches() == [ConfirmedBatch(bseqs[0], 2, "stored", 2000.0, 1, 1, 0)]
+        s.confirm(bseqs[1], pbatch.ACK_QUARANTINED)
+        assert s.confirmed_batch(bseqs[1]) == ConfirmedBatch(bseqs[1], 2, "quarantined", 2000.0,
+                                                             None, None, None)
+        for b in bseqs[2:]:
+            s.confirm(b, stored=2, dup=0, rej=0)
+        # Bounded: the newest keep_confirmed, newest first.
+        assert [c.bseq for c in s.confirmed_batches()] == bseqs[:2:-1]
+        assert s.confirmed_batch(bseqs[0]) is None
+        assert [c.bseq for c in s.confirmed_batches(limit=1)] == [bseqs[-1]]
+    with Spool(tmp_path / "s.db") as s:  # kept across restarts
+        assert len(s.confirmed_batches()) == 3
+
+
+# -- schema migrations ---------------------------------------------------------------------
+
+
+def _spool_at(path: Path, version: int) -> None:
+    """A spool file as a gateway that knew only the first `version` migrations left it, with
+    records unbatched, in a pending batch and confirmed (cursor above them)."""
+    key = Ed25519PrivateKey.generate()
+    c = sqlite3.connect(path)
+    c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    c.execute("INSERT INTO schema_version VALUES (?)", (version,))
+    for m in spool_mod.MIGRATIONS[:version]:
+        c.executescript(m)
+    c.execute("INSERT INTO meta VALUES ('next_bseq', 501)")
+    rows = [(DEV_A.hex(), 1, s, rec(DEV_A, s), 10.0 + s, 500 if s <= 3 else None) for s in range(3, 8)]
+    c.executemany("INSERT INTO records (device_id, epoch, seq, raw, received, batch_id) "
+                  "VALUES (?, ?, ?, ?, ?, ?)", rows)
+    b = pbatch.Batch(GW_ID, 500, 1234, [(DEV_A, rec(DEV_A, 3))])
+    c.execute("INSERT INTO batches (bseq, payload, n_records, created) VALUES (500, ?, 1, 5.0)",
+              (pbatch.sign(b, key),))
+    c.execute("INSERT INTO cursors VALUES (?, 7, 17.0)", (DEV_A.hex(),))
+    c.commit()
+    c.close()
+
+
+@pytest.mark.parametrize("version", range(1, len(spool_mod.MIGRATIONS)))
+def test_an_older_spool_is_migrated_keeping_everything(tmp_path: Path, version: int) -> None:
+    _spool_at(tmp_path / "old.db", version)
+    with open_spool(tmp_path / "old.db") as s:
+        assert s.schema_version() == len(spool_mod.MIGRATIONS)
+        assert [(r["seq"], r["batch"]) for r in s.iter_records()] == \
+            [(3, 500), (4, None), (5, None), (6, None), (7, None)]
+        assert [p.bseq for p in s.pending_batches()] == [500]
+        assert s.cursor(DEV_A) == 7 and s.add_records(DEV_A, recs(DEV_A, range(1, 8))) == 0
+        assert s.confirm(500, stored=1, dup=0, rej=0) == 1
+        assert [c.bseq for c in s.confirmed_batches()] == [500]
+        sealed = s.seal_batch(100)
+        assert sealed is not None and sealed[0] == 501  # bseqs carry on, never reused
+
+
+def test_a_newer_spool_is_refused_untouched(tmp_path: Path) -> None:
+    p = tmp_path / "s.db"
+    with open_spool(p) as s:
+        s.add_records(DEV_A, recs(DEV_A, range(1, 4)))
+        s.db.execute("UPDATE schema_version SET version = ?", (len(spool_mod.MIGRATIONS) + 1,))
+    with pytest.raises(SpoolSchemaError, match=r"newer than this gateway.*Upgrade mcode"):
+        open_spool(p)
+    c = sqlite3.connect(p)
+    assert c.execute("SELECT count(*) FROM records").fetchone()[0] == 3
+    assert c.execute("SELECT version FROM schema_version").fetchone()[0] == len(spool_mod.MIGRATIONS) + 1
+    c.close()
+
+
+def test_a_failed_migration_leaves_the_spool_as_it_was(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    p = tmp_path / "s.db"
+    _spool_at(p, 1)
+    monkeypatch.setattr(spool_mod, "MIGRATIONS",
+                        [*spool_mod.MIGRATIONS, "CREATE TABLE half (a); SELECT no_such_function()"])
+    with pytest.raises(sqlite3.OperationalError):
+        open_spool(p)
+    c = sqlite3.connect(p)
+    assert c.execute("SELECT version FROM schema_version").fetchone()[0] == 1
+    names = {r[0] for r in c.execute("SELECT name FROM sqlite_master")}
+    assert "half" not in names and "confirmed" not in names
+    assert c.execute("SELECT count(*) FROM records").fetchone()[0] == 5
+    c.close()
