@@ -1,8 +1,10 @@
-"""`mcode cloud ...`: run the API and the ingest worker."""
+"""`mcode cloud ...`: run the API and the ingest worker; sign and publish gateway configs."""
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Annotated, Any
 
 import typer
 
@@ -39,12 +41,84 @@ def run(db_url: str | None = typer.Option(None, help=f"SQLAlchemy URL [env {ENV_
         st, db_url=db_url or st.db_url, http_host=host or st.http_host, http_port=port or st.http_port,
         broker_host=broker_host or st.broker_host, broker_port=broker_port or st.broker_port)
     api = create_app(st)
-    worker = None
+    worker = reports = None
     if ingest:
+        from cloud.gateway_config import ReportListener
+
         worker = IngestWorker(api.state.session_factory, st.broker_host, st.broker_port, st.broker_user,
                               st.broker_password).start()
+        reports = ReportListener(api.state.session_factory, st.broker_host, st.broker_port, st.broker_user,
+                                 st.broker_password).start()
     try:
         uvicorn.run(api, host=st.http_host, port=st.http_port)
     finally:
         if worker is not None:
             worker.stop()
+        if reports is not None:
+            reports.stop()
+
+
+DbUrlOpt = Annotated[str | None, typer.Option(help=f"SQLAlchemy URL [env {ENV_PREFIX}DB_URL]")]
+
+
+def _session_factory(db_url: str | None) -> tuple[Settings, Any]:
+    import dataclasses
+
+    from cloud.db import make_engine, make_session_factory
+
+    st = Settings.from_env()
+    st = dataclasses.replace(st, db_url=db_url or st.db_url)
+    return st, make_session_factory(make_engine(st.db_url))
+
+
+@app.command("public-key")
+def public_key() -> None:
+    """Print the cloud's config signing public key (hex), for a gateway.toml's `cloud_public_key`.
+    Makes the key first if there is none (its PEM file: env MCODE_CLOUD_SIGNING_KEY)."""
+    from cloud.gateway_config import public_hex, signing_key
+
+    print(public_hex(signing_key(Settings.from_env().signing_key)))
+
+
+def _report(fn: Any, *args: Any, **kw: Any) -> None:
+    from cloud.errors import ApiError
+
+    try:
+        print(json.dumps(fn(*args, **kw)))
+    except (ApiError, RuntimeError, OSError) as e:  # bad input, or the broker not reached
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command("device-config")
+def device_config(device: Annotated[str, typer.Argument(help="device id, 16 hex")],
+                  tx_power: Annotated[int, typer.Option(help="BLE TX power, dBm")] = 0,
+                  label: Annotated[str | None, typer.Option(help="new label shown on the display")] = None,
+                  db_url: DbUrlOpt = None) -> None:
+    """Seal a new configuration write for a device (its campaign settings, label, TX power); the
+    next `push-config` to its gateway carries it to the device."""
+    from cloud.gateway_config import seal_device_config
+
+    _, sf = _session_factory(db_url)
+    _report(seal_device_config, sf, device, tx_power=tx_power, label=label)
+
+
+@app.command("push-config")
+def push_config(gateway: Annotated[str, typer.Argument(help="gateway id, 16 hex")],
+                firmware: Annotated[list[str] | None, typer.Option(
+                    help="firmware target BOARD=VERSION (repeat); none keeps the last ones")] = None,
+                db_url: DbUrlOpt = None) -> None:
+    """Sign the gateway's config (allowlist, command keys, device config writes, firmware targets)
+    and publish it retained to mcode/v0/gw/<gateway>/config (broker: env MCODE_CLOUD_BROKER_*)."""
+    from cloud.gateway_config import publish_config
+
+    targets: dict[str, int] | None = None
+    if firmware:
+        targets = {}
+        for f in firmware:
+            board, _, ver = f.partition("=")
+            if not board or not ver.isdigit():
+                raise typer.BadParameter(f"--firmware {f!r}: want BOARD=VERSION")
+            targets[board] = int(ver)
+    st, sf = _session_factory(db_url)
+    _report(publish_config, sf, st, gateway, targets)

@@ -171,3 +171,40 @@ class Payout(Base):
     participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"), nullable=True)
     level: Mapped[int] = mapped_column(Integer)
     amount_minor: Mapped[int] = mapped_column(BigInteger)
+
+
+class GatewayConfigRow(Base):
+    """The latest config signed for a gateway (cloud/gateway_config.py), and what its last
+    delivery report said: the version it runs, and why it refused a newer one if it did."""
+    __tablename__ = "gateway_configs"
+    gateway_id: Mapped[str] = mapped_column(ForeignKey("gateways.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)  # rises by one per signed config
+    issued_at_ms: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)  # the signed envelope, as published
+    firmware_json: Mapped[str] = mapped_column(Text, default="{}")  # board -> target version
+    applied_version: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    refused: Mapped[str] = mapped_column(String(200), default="")
+    reported_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class DeviceConfigWrite(Base):
+    """The latest configuration sealed for a device (protocol/devconfig.py); gateways carry it."""
+    __tablename__ = "device_config_writes"
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)  # the blob's; rises by one per write
+    blob: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class DeviceConfigResult(Base):
+    """What a gateway reported of delivering one write to one device: ok, refused (reason), pending."""
+    __tablename__ = "device_config_results"
+    __table_args__ = (UniqueConstraint("gateway_id", "device_id", "version", name="uq_config_result"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    gateway_id: Mapped[str] = mapped_column(String(16))
+    device_id: Mapped[str] = mapped_column(String(16), index=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(200), default="")
+    device_version: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    reported_at_ms: Mapped[int] = mapped_column(BigInteger)

@@ -19,6 +19,8 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     cookie_secure: bool = False  # set True behind HTTPS
+    # Ed25519 key that signs gateway configs (PEM); made on first use, kept out of git (*.key).
+    signing_key: str = "mcode-cloud-signing.key"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -38,4 +40,5 @@ class Settings:
             http_host=get("HTTP_HOST", d.http_host),
             http_port=int(get("HTTP_PORT", str(d.http_port))),
             cookie_secure=get("COOKIE_SECURE", "0").lower() in ("1", "true", "yes"),
+            signing_key=get("SIGNING_KEY", d.signing_key),
         )

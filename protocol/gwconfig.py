@@ -9,6 +9,7 @@ sig  = Ed25519(cloud config key, b"mcode/v0/gwconfig" || body)
 
 report envelope = CBOR [1, body: bstr, sig: bstr(64)]
 body = CBOR {"gw": bstr(8), "ver": uint (applied config, 0 for none), "ts": uint (unix ms),
+             "err": tstr (why the last config offered after it was refused, "" if none),
              "devs": [[device_id bstr(8), write version uint, status tstr, reason tstr,
                        device config version uint or null], ...]}
 sig  = Ed25519(gateway signing key, b"mcode/v0/gwreport" || body)
@@ -104,6 +105,7 @@ class Report:
     applied_version: int
     ts_ms: int
     results: tuple[DeviceResult, ...] = ()
+    refused: str = ""  # reason the last config offered after the applied one was refused
 
 
 # -- config ------------------------------------------------------------------------------------
@@ -219,7 +221,7 @@ def accept(payload: bytes, public_key: Ed25519PublicKey, gateway_id: bytes,
 # -- report ------------------------------------------------------------------------------------
 
 def sign_report(r: Report, key: Ed25519PrivateKey) -> bytes:
-    body = cbor2.dumps({"gw": r.gateway_id, "ver": r.applied_version, "ts": r.ts_ms,
+    body = cbor2.dumps({"gw": r.gateway_id, "ver": r.applied_version, "ts": r.ts_ms, "err": r.refused,
                         "devs": [[x.device_id, x.version, x.status, x.reason, x.device_version]
                                  for x in r.results]})
     return _envelope(body, REPORT_CONTEXT, key)
@@ -239,11 +241,11 @@ def open_report(payload: bytes) -> tuple[bytes, bytes, Report]:
     m = _loads(body)
     if not isinstance(m, dict):
         raise GwConfigError("malformed_body", "not a map")
-    gw, ver, ts, devs = m.get("gw"), m.get("ver"), m.get("ts"), m.get("devs")
+    gw, ver, ts, devs, err = m.get("gw"), m.get("ver"), m.get("ts"), m.get("devs"), m.get("err", "")
     if not (isinstance(gw, bytes) and len(gw) == ID_LEN and _uint(ver) and _uint(ts)
-            and isinstance(devs, list)):
+            and isinstance(devs, list) and isinstance(err, str)):
         raise GwConfigError("malformed_body", "gw, ver, ts and devs are required")
     if len(devs) > MAX_DEVICES:
         raise GwConfigError("oversized", f"{len(devs)} results > {MAX_DEVICES}")
     assert isinstance(ver, int) and isinstance(ts, int)
-    return body, sig, Report(gw, ver, ts, tuple(_parse_result(i, x) for i, x in enumerate(devs)))
+    return body, sig, Report(gw, ver, ts, tuple(_parse_result(i, x) for i, x in enumerate(devs)), err[:200])

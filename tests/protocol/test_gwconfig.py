@@ -139,7 +139,7 @@ def test_report_round_trip_and_signature() -> None:
     r = Report(GW, 7, 1_763_900_000_000, (
         DeviceResult(DEV, 3, gwconfig.OK, "", 3),
         DeviceResult(OTHER_GW, 2, gwconfig.REFUSED, "bad_config_tag", 0),
-        DeviceResult(bytes(8), 1, gwconfig.PENDING)))
+        DeviceResult(bytes(8), 1, gwconfig.PENDING)), "stale_version")
     payload = gwconfig.sign_report(r, gw_key)
     body, sig, got = gwconfig.open_report(payload)
     assert got == r
