@@ -155,3 +155,13 @@ def test_report_round_trip_and_signature() -> None:
 def test_topics() -> None:
     assert gwconfig.config_topic(GW.hex()) == "mcode/v0/gw/a1a2a3a4a5a6a7a8/config"
     assert gwconfig.report_topic(GW.hex()) == "mcode/v0/gw/a1a2a3a4a5a6a7a8/report"
+
+
+def test_protocol_doc_describes_the_formats() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    for s in (gwconfig.SIG_CONTEXT.decode(), gwconfig.REPORT_CONTEXT.decode(), "`mcode/v0/gw/{gw}/report`",
+              "oversized", "malformed_cbor", "malformed_envelope", "bad_signature", "malformed_body",
+              "wrong_gateway", "stale_version", *gwconfig.STATUSES):
+        assert s in doc, s
