@@ -27,7 +27,7 @@ Example::
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,14 @@ class MqttConfig:
     session_expiry_s: int = 24 * 3600
     max_inflight: int = 20  # batches published but not yet acked by the cloud
     republish_after_s: float = 30.0  # unacked batch is sent again after this
+    status_interval_s: float = 30.0  # the retained online status (health figures) is refreshed this often
+    reconnect_min_s: float = 1.0  # first retry after losing the broker; doubles, jittered, up to max
+    reconnect_max_s: float = 30.0
+    # TLS when tls_ca is set: the CA that signed the broker's certificate (hostname checked), and
+    # optionally this gateway's client certificate and key. Relative paths: from this file.
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,7 @@ def parse(raw: dict[str, object], base: Path = Path(".")) -> GatewayConfig:
     ble = _section(raw, "ble", BleConfig)
     batch = _section(raw, "batch", BatchConfig)
     assert isinstance(mqtt, MqttConfig) and isinstance(ble, BleConfig) and isinstance(batch, BatchConfig)
+    mqtt = _mqtt_paths(mqtt, base)
     if not 1 <= batch.max_records <= 1000:
         raise ConfigError("[batch] max_records must be 1..1000 (protocol.batch.MAX_RECORDS)")
     return GatewayConfig(
@@ -171,6 +180,17 @@ def parse(raw: dict[str, object], base: Path = Path(".")) -> GatewayConfig:
         spool_path=(base / spool_path),
         mqtt=mqtt, ble=ble, batch=batch, devices=tuple(devices), spool=spool,
     )
+
+
+def _mqtt_paths(m: MqttConfig, base: Path) -> MqttConfig:
+    if (m.tls_cert or m.tls_key) and not m.tls_ca:
+        raise ConfigError("[mqtt] tls_cert/tls_key need tls_ca (the CA of the broker's certificate)")
+    if bool(m.tls_cert) != bool(m.tls_key):
+        raise ConfigError("[mqtt] tls_cert and tls_key go together")
+    def at(v: str) -> str:
+        return str(base / v) if v else ""
+
+    return replace(m, tls_ca=at(m.tls_ca), tls_cert=at(m.tls_cert), tls_key=at(m.tls_key))
 
 
 def _spool(value: object) -> tuple[str, SpoolConfig]:

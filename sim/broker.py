@@ -3,6 +3,11 @@
 Usernames: "cloud" (reads every gateway's batches, writes acks and configs) and
 one user per gateway named by its hex id, which may write only under
 mcode/v0/gw/<its id>/ and read only its own ack and config topics.
+
+With `tls` it also listens on `tls_port` with TLS (sim/certs.py makes the files at run time),
+the same users and ACLs, optionally requiring a client certificate from the same CA.
+`autosave_interval` is how often Mosquitto writes its persistence (it also writes on SIGTERM,
+never on SIGKILL): what it PUBACKed since the last save is lost by a SIGKILL.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ topic readwrite $share/ingest/mcode/v0/gw/#
 
 pattern write mcode/v0/gw/%u/batch
 pattern write mcode/v0/gw/%u/status
+pattern write mcode/v0/gw/%u/report
 pattern read mcode/v0/gw/%u/ack
 pattern read mcode/v0/gw/%u/config
 """
@@ -36,11 +42,22 @@ def mosquitto_exe() -> str:
     return exe
 
 
+@dataclass(frozen=True)
+class BrokerTls:
+    ca: Path  # CA certificate that signs clients' certificates (when required)
+    cert: Path  # the broker's certificate and key
+    key: Path
+    require_client_cert: bool = False
+
+
 @dataclass
 class Broker:
     workdir: Path
     users: dict[str, str]
     port: int = 0
+    tls: BrokerTls | None = None
+    tls_port: int = 0
+    autosave_interval: int = 1
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -71,22 +88,35 @@ class Broker:
             f"acl_file {acl}\n"
             "persistence true\n"
             f"persistence_location {data}/\n"
-            "autosave_interval 1\n"
+            f"autosave_interval {self.autosave_interval}\n"
             "max_queued_messages 100000\n"
             "max_inflight_messages 100\n"
             "log_dest stderr\n"
             "log_type error\nlog_type warning\n"
+            + self._tls_listener()
         )
         return conf
+
+    def _tls_listener(self) -> str:
+        if self.tls is None:
+            return ""
+        t = self.tls
+        return (f"listener {self.tls_port} 127.0.0.1\n"
+                f"cafile {t.ca}\ncertfile {t.cert}\nkeyfile {t.key}\n"
+                f"require_certificate {'true' if t.require_client_cert else 'false'}\n")
 
     def start(self) -> Broker:
         if not self.port:
             self.port = free_port()
+        if self.tls is not None and not self.tls_port:
+            self.tls_port = free_port()
         conf = self._write_config()
         log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen([mosquitto_exe(), "-c", str(conf)], stdout=log, stderr=log)
         try:
             wait_port(self.port)
+            if self.tls is not None:
+                wait_port(self.tls_port)
         except TimeoutError:
             self.stop()
             raise RuntimeError((self.workdir / "mosquitto.log").read_text()[-2000:]) from None

@@ -135,6 +135,7 @@ def test_run_stops_gracefully_on_sigterm(tmp_path: Path, broker: Broker) -> None
     from paho.mqtt.enums import CallbackAPIVersion
 
     from protocol import batch as pbatch
+    from protocol import health
 
     cfg_path = _write_config(tmp_path, broker)
     got: list[bytes] = []
@@ -148,7 +149,8 @@ def test_run_stops_gracefully_on_sigterm(tmp_path: Path, broker: Broker) -> None
                              "--no-ble", "--config", str(cfg_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        wait_for(lambda: b"online" in got, what="gateway online")
+        wait_for(lambda: any(health.decode(p)["state"] == health.ONLINE for p in got),
+                 what="gateway online")
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0, out.decode()[-2000:]

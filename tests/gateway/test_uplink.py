@@ -6,18 +6,17 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.config import MqttConfig
 from gateway.spool import Spool
 from gateway.uplink import Uplink
 from protocol import batch as pbatch
+from protocol import health
 from sim.broker import Broker
 from tests.conftest import GATEWAY_ID
-from tests.gateway.cloud_acker import CloudAcker, wait_for
+from tests.gateway.cloud_acker import CloudAcker, observe_status, wait_for
 from tests.gateway.helpers import DEV_A, DEV_B, GW_ID, recs
 
 
@@ -170,20 +169,72 @@ def test_broker_restart_mid_stream_loses_nothing(broker: Broker, spool: Spool,
         acker.stop()
 
 
-def test_status_online_then_offline(broker: Broker, spool: Spool) -> None:
-    got: list[bytes] = []
-    ready = threading.Event()
-    obs = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    obs.username_pw_set("cloud", "cloud-pw")
-    obs.on_subscribe = lambda *a: ready.set()
-    obs.on_message = lambda cl, ud, m: got.append(bytes(m.payload))
-    obs.connect(broker.host, broker.port)
-    obs.subscribe(pbatch.status_topic(GATEWAY_ID), qos=1)
-    obs.loop_start()
-    assert ready.wait(10)
-    up = _uplink(broker, spool)
+def test_status_online_with_health_then_offline(broker: Broker, spool: Spool,
+                                                key: Ed25519PrivateKey) -> None:
+    _fill(spool, DEV_A, range(1, 31), 10)
+    last_bseq = max(p.bseq for p in spool.pending_batches())
+    obs, got = observe_status(broker)
+    acker = CloudAcker(broker, key.public_key())
+    up = _uplink(broker, spool, status_interval_s=0.2)
     up.start()
-    wait_for(lambda: b"online" in got, what="online status")
-    up.stop()
-    wait_for(lambda: got[-1:] == [b"offline"], what="offline status")
+    try:
+        wait_for(lambda: bool(got), what="online status")
+        first = got[0]  # sent on connect, before the ack subscription lets anything out
+        assert first["state"] == health.ONLINE
+        assert (first["spool_records"], first["spool_batches"], first["spool_unbatched"]) == (30, 3, 0)
+        assert (first["confirmed_bseq"], first["connects"], first["inflight"]) == (None, 1, 0)
+        wait_for(lambda: up.pump() >= 0 and not spool.pending_batches(), what="all confirmed")
+        # pump() refreshes the status when due (the service calls it every tick)
+        wait_for(lambda: up.pump() >= 0 and got[-1]["spool_records"] == 0, what="a refreshed status")
+        last = got[-1]
+        assert last["confirmed_bseq"] == last_bseq == up.stats.last_confirmed_bseq
+        assert (last["confirmed_records"], last["confirmed_batches"], last["inflight"]) == (30, 3, 0)
+        assert any(float(str(g["records_per_s"])) > 0 for g in got)
+    finally:
+        up.stop()
+        acker.stop()
+    wait_for(lambda: got[-1] == {"state": health.OFFLINE}, what="offline status")
     obs.loop_stop()
+    # retained: a reader arriving now learns the gateway is offline
+    late, late_got = observe_status(broker)
+    wait_for(lambda: bool(late_got), what="retained status")
+    assert late_got == [{"state": health.OFFLINE}]
+    late.loop_stop()
+
+
+WILL_SCRIPT = """
+import sys, time
+from pathlib import Path
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from gateway.config import MqttConfig
+from gateway.spool import Spool
+from gateway.uplink import Uplink
+host, port, gw, spool_path = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+up = Uplink(MqttConfig(host=host, port=port, username=gw, password="gw-pw", keepalive=5), gw,
+            Spool(spool_path, bytes.fromhex(gw), Ed25519PrivateKey.generate()))
+up.start()
+assert up.wait_ready(30)
+print("READY", flush=True)
+time.sleep(600)
+"""
+
+
+def test_last_will_offline_when_the_gateway_dies(broker: Broker, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    obs, got = observe_status(broker)
+    proc = subprocess.Popen([sys.executable, "-c", WILL_SCRIPT, broker.host, str(broker.port), GATEWAY_ID,
+                             str(tmp_path / "will.db")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"READY"
+        wait_for(lambda: any(g["state"] == health.ONLINE for g in got), what="online status")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+        wait_for(lambda: got[-1] == {"state": health.OFFLINE}, what="the last will")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        obs.loop_stop()
