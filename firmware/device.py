@@ -253,6 +253,12 @@ class Device:
         if ms > 999 or unix_s < MIN_UNIX:
             return self._reply(conn, op, command.BAD_ARG, ctr, 0)
         old = self.clock.now()
+        # Reply value: how far off the clock was (its time minus the time set, in
+        # ms) as a two's-complement i32, clamped; 0x80000000: it was unset.
+        off = -0x80000000
+        if old is not None:
+            off = (old - unix_s) * 1000 + self.clock.now_ms_part() - ms
+            off = max(-0x7FFFFFFF, min(0x7FFFFFFF, off))
         up = self.clock.uptime()
         self.clock.set(unix_s, ms)
         if old is None or abs(unix_s - old) >= _CLOCK_JUMP:
@@ -266,7 +272,7 @@ class Device:
                 pass  # the clock is still right; only the audit record is lost
         self._info_changed()
         self.clock_changed.set()
-        return self._reply(conn, op, command.OK, ctr, 0)
+        return self._reply(conn, op, command.OK, ctr, off & 0xFFFFFFFF)
 
     async def _stream(self, conn, ctr, start):
         op = command.OP_READ

@@ -75,6 +75,19 @@ def status(config: ConfigOpt = Path("gateway.toml"),
                   str(st.get("acked_seq", "-")), str(st.get("backlog", "-")), str(cursors.get(d.hex, "-")),
                   str(backlog.get(d.hex, 0)), str(st.get("failures", 0)), st.get("last_error") or "")
     con.print(t)
+    h_tab = Table(title="devices: radio, clock and log health")
+    h_tab.add_column("device", no_wrap=True, min_width=16)
+    for col in ("rssi dBm", "battery", "fw", "clock offset ms", "dropped", "seq gaps"):
+        h_tab.add_column(col)
+    for d in cfg.devices:
+        st = devs.get(d.hex, {})
+        bat = st.get("battery_low")
+        h_tab.add_row(d.hex, str(st.get("rssi") if st.get("rssi") is not None else "-"),
+                      "-" if bat is None else ("LOW" if bat else "ok"), str(st.get("fw") or "-"),
+                      "-" if st.get("clock_offset_ms") is None else f"{st['clock_offset_ms']:+d}",
+                      str(st.get("dropped") if st.get("dropped") is not None else "-"),
+                      str(st.get("gaps") or 0))
+    con.print(h_tab)
     s_tab = Table(title="spool")
     for col in ("records", "unbatched", "oldest unbatched", "batches unconfirmed", "never published"):
         s_tab.add_column(col)

@@ -1,5 +1,8 @@
-"""BLE collection: find allowlisted displays, pull each one's log (gateway.session), with bounded
-concurrency, timeouts on everything and jittered back-off per device.
+"""BLE collection: find allowlisted displays, pull each one's log (gateway.session): a fleet
+scheduler with at most `ble.concurrency` connections at once, the order and back-off of
+gateway.schedule (near-full logs first, then oldest pull first; jittered back-off for failures),
+timeouts on everything, and per device what the gateway knows of it (DeviceState, mirrored into
+the spool's devices table for `mcode gateway status`).
 
 Scanners and clients come from a factory (`gateway.ble.factory` by default: `make_scanner(spec,
 **kw)` and `make_client(spec, device_or_address, **kw)` returning bleak objects), so the same
@@ -13,16 +16,17 @@ import asyncio
 import contextlib
 import importlib
 import logging
-import random
 import re
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
+from gateway import schedule
 from gateway.config import GatewayConfig
 from gateway.session import PullResult, Session, SessionError
-from gateway.spool import Spool
+from gateway.spool import DEVICE_FIELDS, Spool
 from protocol import gatt
 
 log = logging.getLogger(__name__)
@@ -37,7 +41,8 @@ def default_ble_factory() -> Any:
 
 @dataclass
 class DeviceState:
-    """What the gateway knows of one device, in memory and mirrored into the spool."""
+    """What the gateway knows of one device, in memory; the fields named in spool.DEVICE_FIELDS
+    are mirrored into the spool. Times are unix seconds unless marked monotonic."""
 
     last_seen: float | None = None  # last advertisement
     last_ok: float | None = None  # last complete pull
@@ -47,7 +52,15 @@ class DeviceState:
     backlog: int | None = None  # records on the device no gateway has acked
     failures: int = 0  # consecutive
     last_error: str | None = None
+    rssi: int | None = None  # dBm, from the last advertisement
+    battery_low: bool | None = None  # INFO status bit STATUS_BATTERY_LOW
+    fw: int | None = None  # firmware version, from INFO
+    clock_offset_ms: int | None = None  # device clock minus ours at the last TIME; None: it was unset
+    dropped: int | None = None  # records the device dropped unacked (log full), from INFO
+    gaps: int = 0  # seqs missing in what we spooled, not explained by drops (should stay 0)
+    gaps_by_epoch: dict[int, int] = field(default_factory=dict)  # the same, by the epoch after a gap
     next_try: float = 0.0  # monotonic; back-off
+    watch: schedule.LogWatch = field(default_factory=schedule.LogWatch)  # for priority
 
 
 @dataclass(frozen=True)
@@ -56,15 +69,21 @@ class Candidate:
     address: str
     name: str | None
     device_hex: str | None  # guessed from the name or learned from INFO; INFO is authoritative
+    rssi: int | None = None  # dBm, from the advertisement
 
 
 class Collector:
     def __init__(self, cfg: GatewayConfig, spool: Spool, ble: Any = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
         self.spool = spool
         self._ble = ble
-        self.clock = clock
+        self.clock = clock  # wall clock: TIME sync and status
+        self.monotonic = monotonic  # back-off and fill-rate estimates
+        b = cfg.ble
+        self.policy = schedule.Policy(capacity=b.log_capacity, near_full=b.near_full,
+                                      backoff_base_s=b.backoff_base_s, backoff_max_s=b.backoff_max_s)
         self.allow = {d.id: d for d in cfg.devices}
         self._by_suffix: dict[str, list[str]] = {}
         for d in cfg.devices:
@@ -75,6 +94,9 @@ class Collector:
         self._not_ours: set[str] = set()  # addresses whose INFO named a device not in the allowlist
         self._sem = asyncio.Semaphore(max(1, cfg.ble.concurrency))
         self._busy: set[str] = set()  # addresses being pulled now
+        self.connections = 0  # BLE connections open or being opened now
+        self.peak_connections = 0  # the most at once so far: never above ble.concurrency
+        self.started: deque[str] = deque(maxlen=1024)  # device (or address) per pull, in start order
 
     @property
     def ble(self) -> Any:
@@ -106,9 +128,12 @@ class Collector:
                     if not ids:
                         continue  # an mcode display, but not one of ours
                     dev_hex = ids[0] if len(ids) == 1 else None
+            rssi = getattr(adv, "rssi", None)  # bleak's AdvertisementData has it; a stand-in may not
+            rssi = rssi if isinstance(rssi, int) else None
             if dev_hex is not None and dev_hex in self.devices:
-                self.devices[dev_hex].last_seen = now
-            out.append(Candidate(dev, address, name, dev_hex))
+                st = self.devices[dev_hex]
+                st.last_seen, st.rssi = now, rssi
+            out.append(Candidate(dev, address, name, dev_hex, rssi))
         return out
 
     # -- pulling --------------------------------------------------------------------------
@@ -119,22 +144,42 @@ class Collector:
         return self._addr_state.setdefault(c.address, DeviceState())
 
     def due(self, c: Candidate) -> bool:
-        return c.address not in self._busy and time.monotonic() >= self._state_for(c).next_try
+        return c.address not in self._busy and self.monotonic() >= self._state_for(c).next_try
+
+    def order_due(self, cands: Iterable[Candidate]) -> list[Candidate]:
+        """The due candidates in the order gateway.schedule gives them."""
+        by_addr = {c.address: c for c in cands if self.due(c)}
+        due = [schedule.Due(a, self._state_for(c).last_ok, self._state_for(c).watch)
+               for a, c in by_addr.items()]
+        return [by_addr[str(d.key)] for d in schedule.order(due, self.monotonic(), self.policy)]
 
     async def sweep(self) -> list[PullResult | BaseException]:
-        """One pass: discover, then pull every due device (at most `concurrency` at a time)."""
+        """One pass: discover, then pull every due device in schedule order, `concurrency` at a
+        time: each worker takes the next device as soon as its last pull ends."""
         try:
             cands = await self.discover()
         except Exception as e:
             log.warning("BLE scan failed: %r", e)
             return [e]
-        todo = [c for c in cands if self.due(c)]
-        return list(await asyncio.gather(*(self.pull(c) for c in todo), return_exceptions=True))
+        todo = deque(self.order_due(cands))
+        results: list[PullResult | BaseException] = []
+
+        async def worker() -> None:
+            while todo:
+                c = todo.popleft()
+                try:
+                    results.append(await self.pull(c))
+                except Exception as e:  # recorded and backed off in pull(); the sweep goes on
+                    results.append(e)
+
+        await asyncio.gather(*(worker() for _ in range(min(len(todo), max(1, self.cfg.ble.concurrency)))))
+        return results
 
     async def pull(self, c: Candidate) -> PullResult:
         """Connect, run one Session, disconnect; updates device state and back-off either way."""
         async with self._sem:
             self._busy.add(c.address)
+            self.started.append(c.device_hex or c.address)
             try:
                 res = await asyncio.wait_for(self._pull(c), self.cfg.ble.session_timeout_s)
             except BaseException as e:
@@ -151,20 +196,60 @@ class Collector:
 
     async def _pull(self, c: Candidate) -> PullResult:
         client = self.ble.make_client(self.cfg.ble.backend, c.target, timeout=self.cfg.ble.connect_timeout_s)
+        # Counted from the connect attempt (a pending connect holds the controller too) to the end
+        # of the disconnect.
+        self.connections += 1
+        self.peak_connections = max(self.peak_connections, self.connections)
         try:
-            await asyncio.wait_for(client.connect(), self.cfg.ble.connect_timeout_s)
-        except TimeoutError:
-            raise SessionError("connect_timeout", c.address) from None
-        try:
-            session = Session(client, self.allow, self.cfg.gateway_id, self.spool, self.cfg.ble, self.clock)
-            return await session.run()
+            try:
+                await asyncio.wait_for(client.connect(), self.cfg.ble.connect_timeout_s)
+            except TimeoutError:
+                raise SessionError("connect_timeout", c.address) from None
+            try:
+                session = Session(client, self.allow, self.cfg.gateway_id, self.spool, self.cfg.ble,
+                                  self.clock)
+                try:
+                    return await session.run()
+                finally:
+                    self._observe(c, session)  # what INFO said counts even if the pull then failed
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(client.disconnect()), self.cfg.ble.op_timeout_s)
         finally:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(client.disconnect()), self.cfg.ble.op_timeout_s)
+            self.connections -= 1
 
-    def _backoff(self, failures: int) -> float:
-        b = self.cfg.ble
-        return min(b.backoff_max_s, b.backoff_base_s * 2 ** (failures - 1)) * random.uniform(0.5, 1.5)
+    def _observe(self, c: Candidate, session: Session) -> None:
+        """Take in what one session saw of a device, whether or not the pull then failed: INFO's
+        figures, the fill estimate and the seq gaps in what it spooled."""
+        res = session.result
+        if res is None or res.device_id.hex() not in self.devices:
+            return
+        info, dev_hex = res.info, res.device_id.hex()
+        st = self.devices[dev_hex]
+        st.head_seq, st.acked_seq, st.epoch = info.head_seq, info.acked_seq, info.epoch
+        st.backlog = max(0, info.head_seq - info.acked_seq)
+        st.dropped, st.fw = info.dropped, info.fw
+        st.battery_low = bool(info.status & gatt.STATUS_BATTERY_LOW)
+        if c.rssi is not None:
+            st.rssi = c.rssi
+        st.watch.look(self.monotonic(), info.head_seq, info.acked_seq, info.dropped)
+        if st.watch.new_drops:
+            log.warning("device %s dropped %d records unacked, its log full (%d in all)", dev_hex,
+                        st.watch.new_drops, info.dropped)
+        if not res.gaps:
+            return
+        lost = st.watch.unexplained_gaps(res.gaps, res.read_from)
+        for epoch, n in lost.items():
+            st.gaps_by_epoch[epoch] = st.gaps_by_epoch.get(epoch, 0) + n
+            st.gaps += n
+        where = ", ".join(f"{b + 1}..{a - 1} (epoch {e})" for e, b, a in res.gaps)
+        if lost:
+            # A seq the device burnt (a failed flash write) or a record lost between flash and
+            # spool: it should never happen, so it is loud.
+            log.error("DEVICE %s SEQ GAP: %d seqs missing in what was spooled: %s", dev_hex,
+                      sum(lost.values()), where)
+        else:
+            log.warning("device %s: seqs %s not read, dropped by the device", dev_hex, where)
 
     async def _failed(self, c: Candidate, err: SessionError) -> None:
         if err.reason == "not_allowed":
@@ -175,7 +260,7 @@ class Collector:
         st = self._state_for(c)
         st.failures += 1
         st.last_error = str(err)[:200]
-        st.next_try = time.monotonic() + self._backoff(st.failures)
+        st.next_try = self.monotonic() + schedule.backoff(st.failures, self.policy)
         loud = err.reason in ("bad_tag", "not_allowed", "log_regressed")
         level = logging.ERROR if loud else logging.WARNING
         log.log(level, "pull of %s (%s) failed (%d in a row): %s", c.device_hex or "?", c.address,
@@ -194,6 +279,9 @@ class Collector:
         st.acked_seq = res.acked if res.acked is not None else res.info.acked_seq
         st.epoch = res.info.epoch
         st.backlog = res.backlog
+        st.watch.acked_through(st.acked_seq)
+        if res.time_set:
+            st.clock_offset_ms = res.clock_offset_ms
         st.failures = 0
         st.last_error = "; ".join(res.notes) or None
         st.next_try = 0.0
@@ -202,8 +290,8 @@ class Collector:
         await self._persist(dev_hex)
 
     async def _persist(self, dev_hex: str) -> None:
-        fields = asdict(self.devices[dev_hex])
-        fields.pop("next_try")
+        st = self.devices[dev_hex]
+        fields = {k: getattr(st, k) for k in DEVICE_FIELDS if hasattr(st, k)}
         try:
             await asyncio.to_thread(self.spool.set_device_status, bytes.fromhex(dev_hex), **fields)
         except Exception as e:  # status is bookkeeping: never let it fail a pull

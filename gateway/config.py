@@ -67,9 +67,12 @@ class BleConfig:
     connect_timeout_s: float = 10.0
     op_timeout_s: float = 10.0  # one GATT read/write/command reply
     session_timeout_s: float = 60.0  # whole pull of one device
-    concurrency: int = 2
+    concurrency: int = 2  # BLE connections at once
     backoff_base_s: float = 5.0
     backoff_max_s: float = 300.0
+    log_capacity: int = 4096  # records a display's log holds (docs/firmware.md)
+    near_full: float = 0.5  # a device likely this full (of log_capacity) is pulled first
+
 
 
 @dataclass(frozen=True)

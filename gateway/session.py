@@ -7,7 +7,7 @@ methods. Steps, with a timeout on each:
 1. read INFO (protocol.gatt.unpack_info); INFO's device_id is authoritative and must be in the
    allowlist; the command counter starts at INFO's last_ctr + 1 and rises by one per command;
 2. subscribe CONTROL (replies) and LOG (record frames `bytes([n]) + n * 40`);
-3. OP_TIME with the gateway's clock;
+3. OP_TIME with the gateway's clock; the reply says how far off the device's clock was;
 4. OP_READ from max(spool cursor, device acked_seq) + 1; LOG frames arrive until the READ reply;
    each record must parse and its seq must rise strictly from the requested start;
 5. spool the records (one durable transaction) and only **then**
@@ -90,6 +90,8 @@ class PullResult:
     head_seq: int = 0  # from the READ reply
     acked: int | None = None  # the device's acked seq after our ACK
     time_set: bool = False
+    clock_offset_ms: int | None = None  # device clock minus ours when TIME arrived; None: it was unset
+    gaps: list[tuple[int, int, int]] = field(default_factory=list)  # spooled (epoch, seq before, seq after)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -97,6 +99,18 @@ class PullResult:
         """Records on the device not yet acked by a gateway."""
         acked = self.acked if self.acked is not None else self.info.acked_seq
         return max(0, max(self.head_seq, self.info.head_seq) - acked)
+
+
+# OP_TIME reply value (docs/protocol.md): the device's clock minus the time set, in ms, as a
+# two's-complement i32 clamped to +-(2**31 - 1); this value says the clock was unset.
+TIME_UNSET = 0x80000000
+
+
+def time_offset_ms(value: int) -> int | None:
+    """The OP_TIME reply value as a signed offset in ms; None when the device's clock was unset."""
+    if value == TIME_UNSET:
+        return None
+    return value - (1 << 32) if value & 0x80000000 else value
 
 
 def parse_log_frame(frame: bytes) -> list[bytes]:
@@ -123,6 +137,8 @@ class Session:
         self._log_error: SessionError | None = None
         self._last_log = 0.0
         self._expect_after = 0  # every streamed seq must exceed this, rising strictly
+        self._gaps: list[tuple[int, int, int]] = []  # seq jumps in the stream, not yet spooled
+        self.result: PullResult | None = None  # as far as the pull got (read even if it failed)
         self._ctr = 0
         self._key: HmacKey | None = None
         self._nonce = b""
@@ -151,6 +167,8 @@ class Session:
                 seq = f[4]
                 if seq <= self._expect_after:
                     raise SessionError("seq_order", f"seq {seq} after {self._expect_after}")
+                if seq > self._expect_after + 1:
+                    self._gaps.append((f[3], self._expect_after, seq))
                 self._expect_after = seq
                 self._records.append(r)
         except SessionError as e:
@@ -194,7 +212,7 @@ class Session:
         dev = self.allow.get(info.device_id)
         if dev is None:
             raise SessionError("not_allowed", info.device_id.hex())
-        res = PullResult(info.device_id, info, head_seq=info.head_seq)
+        res = self.result = PullResult(info.device_id, info, head_seq=info.head_seq)
         self._key = HmacKey(dev.key)
         self._nonce = info.nonce
         self._ctr = info.last_ctr + 1
@@ -206,10 +224,11 @@ class Session:
 
         now = self.clock()
         secs = int(now)
-        status, _ = await self._command(command.OP_TIME,
+        status, value = await self._command(command.OP_TIME,
                                         struct.pack(">IH", secs, min(999, int((now - secs) * 1000))))
         if status == command.OK:
             res.time_set = True
+            res.clock_offset_ms = time_offset_ms(value)
         elif status in (command.BAD_TAG, command.REPLAY):
             self._check("time", status)  # the key or counter is wrong: nothing else will work
         else:
@@ -239,6 +258,7 @@ class Session:
             # Spool what arrived intact even if the stream then failed: it is a valid prefix.
             if records:
                 res.spooled = await asyncio.to_thread(self.spool.add_records, info.device_id, records)
+                res.gaps, self._gaps = self._gaps, []
             if self._log_error is not None:
                 raise self._log_error
             self._check("read", status)

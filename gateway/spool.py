@@ -86,10 +86,22 @@ MIGRATIONS: list[str] = [
         stored INTEGER NULL, dup INTEGER NULL, rej INTEGER NULL   -- the cloud's counts, if sent
     );
     """,
+    # v3: the fleet view of each device (gateway.collector.DeviceState): RSSI of the last
+    # advertisement (dBm), INFO's battery-low bit (0/1) and firmware version, the device's clock
+    # minus the gateway's at the last TIME (ms), records it dropped unacked, seqs missing in what
+    # was spooled. (No comments inside: ALTER TABLE pastes the column text into the schema.)
+    """
+    ALTER TABLE devices ADD COLUMN rssi INTEGER;
+    ALTER TABLE devices ADD COLUMN battery_low INTEGER;
+    ALTER TABLE devices ADD COLUMN fw INTEGER;
+    ALTER TABLE devices ADD COLUMN clock_offset_ms INTEGER;
+    ALTER TABLE devices ADD COLUMN dropped INTEGER;
+    ALTER TABLE devices ADD COLUMN gaps INTEGER NOT NULL DEFAULT 0
+    """,
 ]
 
 DEVICE_FIELDS = ("last_seen", "last_ok", "head_seq", "acked_seq", "epoch", "backlog", "failures",
-                 "last_error")
+                 "last_error", "rssi", "battery_low", "fw", "clock_offset_ms", "dropped", "gaps")
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,8 @@ def test_time_sync_shows_the_rotation_code():
         bad = T.frame(dev.nonce, command.OP_TIME, 1, struct.pack(">IH", T0, 1000))
         assert _ctl(dev, 4, bad)[1] == command.BAD_ARG and not dev.clock.is_set()
         ok = T.frame(dev.nonce, command.OP_TIME, 2, struct.pack(">IH", T0, 250))
-        assert _ctl(dev, 4, ok) == (command.OP_TIME, command.OK, 2, 0)
+        # The reply value is the old clock's offset; 0x80000000: it was unset.
+        assert _ctl(dev, 4, ok) == (command.OP_TIME, command.OK, 2, 0x80000000)
         assert dev.clock_changed.is_set()
         wait = dev.refresh()
         rot = rotation.Rotor(keys.rotation_key(T.KEY), 1, 4, 2)
@@ -188,7 +189,19 @@ def test_time_sync_shows_the_rotation_code():
         # Resyncing to the same time logs nothing new.
         again = T.frame(dev.nonce, command.OP_TIME, 9, struct.pack(">IH", dev.clock.now(), 0))
         head = dev.log.head
-        assert _ctl(dev, 4, again)[1] == command.OK and dev.log.head == head
+        r = _ctl(dev, 4, again)
+        assert r[1] == command.OK and dev.log.head == head
+        # Ahead of the whole second it was set to by its ms part (and a second more if the
+        # clock ticked over while the frame was made).
+        assert 0 <= r[3] < 2000
+        # A clock 3 s behind the time set replies -3000 ms (two's complement) plus its ms
+        # part; 3 s ahead, +3000.
+        behind = T.frame(dev.nonce, command.OP_TIME, 10, struct.pack(">IH", dev.clock.now() + 3, 0))
+        r = _ctl(dev, 4, behind)
+        assert r[1] == command.OK and -3000 <= r[3] - (1 << 32) < -1000
+        ahead = T.frame(dev.nonce, command.OP_TIME, 11, struct.pack(">IH", dev.clock.now() - 3, 0))
+        r = _ctl(dev, 4, ahead)
+        assert r[1] == command.OK and 3000 <= r[3] < 5000
         dev.log.close()
     finally:
         T.wipe(root)

@@ -121,7 +121,7 @@ def test_gateway_commands(hub: RadioHub, dev: Dev) -> None:
 
             # TIME: the display shows the rotating code of that window.
             r = await gw.send(gw.frame(command.OP_TIME, 1, struct.pack(">IH", T0, 0)))
-            assert r == (command.OP_TIME, command.OK, 1, 0)
+            assert r == (command.OP_TIME, command.OK, 1, 0x80000000)  # value: the clock was unset
             await shown(dev, expected_code(dev, T0))
             head = (await gw.info())[3]
             assert head == 1 + 7 + 1  # BOOT, the taps, CLOCK_SET
