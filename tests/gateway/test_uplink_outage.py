@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,12 +126,15 @@ def test_broker_down_60s_while_devices_keep_producing(broker: Broker, gw_cfg: Ga
         assert during > 0 and spooled >= during  # everything produced meanwhile waits in the spool
         assert (len(acker.log), up.stats.confirmed) == at_stop[1:]  # and nothing moved
         broker.start()  # same port, same persistence dir
+        t_back = time.monotonic()
         wait_for(lambda: up.stats.connects >= 2, timeout=120, what="gateway reconnects")
+        t_conn = time.monotonic() - t_back
         wait_for(lambda: up.stats.confirmed > at_stop[2], timeout=60, what="publishing again")
         after = producer.total()
         wait_for(lambda: producer.total() >= after + 500, timeout=60, what="more records after the restart")
         producer.stop()
         wait_for(lambda: gw.spool.counts().records == 0, timeout=180, what="the spool drains")
+        t_drain = time.monotonic() - t_back
         expected = producer.expected
         assert acker.records == expected and acker.bad_signatures == 0
         assert len(acker.log) == len(expected) and acker.twice() == []  # none twice
@@ -143,6 +147,7 @@ def test_broker_down_60s_while_devices_keep_producing(broker: Broker, gw_cfg: Ga
         assert status[-1]["state"] == health.ONLINE and int(str(status[-1]["disconnects"])) >= 1
         assert status[-1]["confirmed_bseq"] == up.stats.last_confirmed_bseq
         print(f"\noutage {OUTAGE_S:.0f} s: {during} records produced meanwhile, {len(expected)} in all; "
+              f"reconnected {t_conn:.1f} s and drained {t_drain:.1f} s after the broker came back; "
               f"uplink {up.stats}")
     finally:
         producer.stop()
