@@ -195,6 +195,9 @@ def test_status_online_with_health_then_offline(broker: Broker, spool: Spool,
         acker.stop()
     wait_for(lambda: got[-1] == {"state": health.OFFLINE}, what="offline status")
     obs.loop_stop()
+    # a restarted gateway still knows what the cloud confirmed (the spool's confirmed log)
+    assert _uplink(broker, spool).stats.last_confirmed_bseq == last_bseq
+    assert [c.bseq for c in spool.confirmed_batches()][0] == last_bseq
     # retained: a reader arriving now learns the gateway is offline
     late, late_got = observe_status(broker)
     wait_for(lambda: bool(late_got), what="retained status")
