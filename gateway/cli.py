@@ -18,12 +18,43 @@ from rich.console import Console
 from rich.table import Table
 
 from gateway import config as gconfig
-from gateway.spool import Spool
+from gateway import logs as glogs
+from gateway import status_view
+from gateway.spool import Spool, SpoolSchemaError
 
 app = typer.Typer(help="The mcode gateway: BLE pull, durable spool, signed batches over MQTT.",
                   no_args_is_help=True)
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="gateway.toml")]
+EXIT_CONFIG = 2  # a bad config or a spool this version must not open: fix it, restarting won't
+
+
+def _fail(msg: str, code: int = EXIT_CONFIG) -> typer.Exit:
+    typer.echo(f"error: {msg}", err=True)
+    return typer.Exit(code)
+
+
+def _config(path: Path) -> gconfig.GatewayConfig:
+    try:
+        return gconfig.load(path)
+    except FileNotFoundError:
+        raise _fail(f"no config at {path}") from None
+    except (gconfig.ConfigError, ValueError) as e:  # tomllib.TOMLDecodeError is a ValueError
+        raise _fail(f"{path}: {e}") from None
+
+
+def _open_spool(cfg: gconfig.GatewayConfig) -> Spool:
+    """The spool for reading from another process (never created here: a typo'd path must not
+    look like an empty spool)."""
+    sc = cfg.spool
+    try:
+        return Spool(cfg.spool_path, max_records=sc.max_records or None,
+                     max_bytes=sc.max_bytes or None, warn_fraction=sc.warn_fraction,
+                     keep_confirmed=sc.keep_confirmed, create=False)
+    except FileNotFoundError:
+        raise _fail(f"no spool at {cfg.spool_path} (has the gateway run with this config?)", 1) from None
+    except SpoolSchemaError as e:
+        raise _fail(str(e)) from None
 
 
 def _ts(t: float | None) -> str:
@@ -35,35 +66,48 @@ def _ts(t: float | None) -> str:
 @app.command()
 def run(config: ConfigOpt = Path("gateway.toml"),
         no_ble: Annotated[bool, typer.Option(help="uplink and batching only")] = False,
-        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+        verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+        log_format: Annotated[str, typer.Option(help="text, or json: one object per line "
+                                                     "(ts, level, logger, msg, extra fields)")] = "text",
+        ) -> None:
     """Run until SIGTERM/SIGINT."""
     from gateway.service import Gateway, run_until_signal
 
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = gconfig.load(config)
-    asyncio.run(run_until_signal(Gateway(cfg, collect=not no_ble)))
+    if log_format not in glogs.FORMATS:
+        raise _fail(f"--log-format must be one of {', '.join(glogs.FORMATS)}")
+    glogs.setup(log_format, logging.DEBUG if verbose else logging.INFO)
+    cfg = _config(config)
+    try:
+        gw = Gateway(cfg, collect=not no_ble)
+    except SpoolSchemaError as e:
+        logging.getLogger("gateway").error("%s", e)
+        raise _fail(str(e)) from None
+    asyncio.run(run_until_signal(gw))
 
 
 @app.command()
 def status(config: ConfigOpt = Path("gateway.toml"),
            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Devices, backlog, spool and unconfirmed batches (read from the spool; works while running)."""
-    cfg = gconfig.load(config)
-    with Spool(cfg.spool_path) as s:
+    """Process, broker, spool fill and alarm, batches, devices and backlog (read from the spool;
+    works while the gateway runs)."""
+    cfg = _config(config)
+    with _open_spool(cfg) as s:
         counts = s.counts()
         devs = s.device_status()
         cursors = s.cursors()
         backlog = s.backlog()
         pending = s.pending_batches()
+        over = status_view.gather(s)
     if as_json:
-        print(json.dumps({"spool": counts.__dict__, "devices": devs, "cursors": cursors,
+        print(json.dumps({**over, "spool": counts.__dict__, "devices": devs, "cursors": cursors,
                           "spooled_per_device": backlog,
                           "pending": [{"bseq": p.bseq, "records": p.n_records, "created": p.created,
                                        "published_at": p.published_at, "attempts": p.attempts}
                                       for p in pending]}, indent=2))
         return
     con = Console()
+    for table in status_view.overview(cfg.gateway_hex, f"{cfg.mqtt.host}:{cfg.mqtt.port}", over):
+        con.print(table)
     t = Table(title=f"gateway {cfg.gateway_hex}: devices")
     t.add_column("device", no_wrap=True, min_width=16)
     for col in ("last seen", "last ok", "head", "acked", "on device", "cursor", "in spool",
@@ -107,10 +151,13 @@ def status(config: ConfigOpt = Path("gateway.toml"),
 @app.command()
 def spool(config: ConfigOpt = Path("gateway.toml"),
           export: Annotated[bool, typer.Option(help="every record as JSON lines on stdout")] = False,
-          batches: Annotated[bool, typer.Option(help="unconfirmed batches as JSON lines")] = False) -> None:
-    """Inspect the spool: counts, or export records/batches as JSON lines."""
-    cfg = gconfig.load(config)
-    with Spool(cfg.spool_path) as s:
+          batches: Annotated[bool, typer.Option(help="unconfirmed batches as JSON lines")] = False,
+          confirmed: Annotated[bool, typer.Option(help="the cloud's acks as JSON lines, newest first "
+                                                       "(the last [spool] keep_confirmed)")] = False,
+          ) -> None:
+    """Inspect the spool: counts, or export records/batches/confirmed batches as JSON lines."""
+    cfg = _config(config)
+    with _open_spool(cfg) as s:
         if export:
             for r in s.iter_records():
                 sys.stdout.write(json.dumps(r) + "\n")
@@ -119,9 +166,14 @@ def spool(config: ConfigOpt = Path("gateway.toml"),
                 sys.stdout.write(json.dumps({"bseq": p.bseq, "records": p.n_records, "created": p.created,
                                              "published_at": p.published_at, "attempts": p.attempts,
                                              "payload": p.payload.hex()}) + "\n")
-        if not (export or batches):
+        if confirmed:
+            for c in s.confirmed_batches():
+                sys.stdout.write(json.dumps(c.__dict__) + "\n")
+        if not (export or batches or confirmed):
             print(json.dumps({"path": str(cfg.spool_path), "schema": s.schema_version(),
-                              **s.counts().__dict__, "cursors": s.cursors()}, indent=2))
+                              **s.counts().__dict__, "fill": s.fill().as_dict(),
+                              "confirmed_kept": len(s.confirmed_batches()),
+                              "cursors": s.cursors()}, indent=2))
 
 
 @app.command()
@@ -139,4 +191,4 @@ def keygen(out: Annotated[Path, typer.Argument(help="where to write the PEM priv
 @app.command()
 def pubkey(config: ConfigOpt = Path("gateway.toml")) -> None:
     """Print the configured gateway key's public half in hex."""
-    typer.echo(gconfig.public_hex(gconfig.load(config).load_private_key()))
+    typer.echo(gconfig.public_hex(_config(config).load_private_key()))

@@ -89,11 +89,11 @@ class Gateway:
                 log.exception("batcher failed")
             await self._sleep(TICK_S)
 
-    def save_health(self) -> None:
+    def save_health(self, stopped: bool = False) -> None:
         """What `status` shows of the running process: broker state, uplink and spool fill."""
         fill = self.spool.fill()
         self.spool.set_health({
-            "updated": time.time(), "started": self.started, "pid": os.getpid(),
+            "updated": time.time(), "started": self.started, "pid": os.getpid(), "stopped": stopped,
             "mqtt_connected": self.uplink.connected, "broker": f"{self.cfg.mqtt.host}:{self.cfg.mqtt.port}",
             "uplink": asdict(self.uplink.stats), "inflight": len(self.uplink.inflight()),
             "sweeps": self.sweeps, "sealed": self.sealed, "spool_fill": fill.as_dict(),
@@ -131,7 +131,7 @@ class Gateway:
             await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.to_thread(self.uplink.stop)
             with contextlib.suppress(Exception):
-                self.save_health()  # the last word: not connected, for `status`
+                self.save_health(stopped=True)  # the last word, for `status`
             self.spool.close()
             log.info("gateway stopped")
 
