@@ -7,6 +7,7 @@ radio with the real firmware is the lead's integration test.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -161,3 +162,79 @@ def test_run_stops_gracefully_on_sigterm(tmp_path: Path, broker: Broker) -> None
             proc.kill()
             proc.wait()
         obs.loop_stop()
+
+
+def _run_in_thread(gw: Gateway) -> tuple[threading.Thread, list[asyncio.AbstractEventLoop]]:
+    loop: list[asyncio.AbstractEventLoop] = []
+
+    def runner() -> None:
+        async def main() -> None:
+            loop.append(asyncio.get_running_loop())
+            await gw.run()
+        asyncio.run(main())
+
+    t = threading.Thread(target=runner)
+    t.start()
+    wait_for(lambda: bool(loop), what="gateway loop")
+    return t, loop
+
+
+def _stop(gw: Gateway, t: threading.Thread, loop: list[asyncio.AbstractEventLoop]) -> None:
+    loop[0].call_soon_threadsafe(gw.stop)
+    t.join(30)
+    assert not t.is_alive()
+
+
+def test_full_spool_leaves_records_on_the_device_until_the_cloud_confirms(tmp_path: Path,
+                                                                       broker: Broker) -> None:
+    """A cloud that stays silent fills the spool to its limit: the gateway then takes (and acks)
+    no more, the device keeps the rest; once the cloud acks, everything arrives, once."""
+    cfg_path = _write_config(tmp_path, broker)
+    cfg_path.write_text(cfg_path.read_text().replace('spool = "spool.sqlite"\n', "")
+                        + '\n[spool]\npath = "spool.sqlite"\nmax_records = 10\n')
+    cfg = gconfig.load(cfg_path)
+    assert cfg.spool.max_records == 10
+    a = FakeDevice(DEV_A, GW_ID, n_records=25)
+    silent = [True]
+    acker = CloudAcker(broker, cfg.load_private_key().public_key(),
+                       decide=lambda b: None if silent[0] else "stored")
+    gw = Gateway(cfg, ble=FakeBle({"AA:00": a}))
+    t, loop = _run_in_thread(gw)
+    try:
+        wait_for(lambda: gw.spool.fill().level == "full", what="spool full")
+        wait_for(lambda: "spool full: not read" in (gw.collector.devices[DEV_A.hex()].last_error or ""),
+                 what="a pull that did not read")
+        assert a.acked == 10 and gw.spool.counts().records == 10  # the rest is still on the device
+        assert gw.spool.cursor(DEV_A) == 10 and acker.records == set()
+        silent[0] = False  # the cloud catches up
+        want = {(DEV_A, r) for r in a.log}
+        wait_for(lambda: acker.records == want and a.acked == 25, timeout=60, what="all 25 at the cloud")
+        wait_for(lambda: gw.spool.counts().records == 0, what="spool drained")
+        assert gw.spool.fill().level == "ok"
+        assert sum(c.n_records for c in gw.spool.confirmed_batches()) == 25
+    finally:
+        _stop(gw, t, loop)
+        acker.stop()
+
+
+def test_restart_with_a_changed_config_keeps_the_spool(tmp_path: Path, broker: Broker) -> None:
+    """Neither a restart nor a changed config (limits, allowlist) nor reconnecting wipes anything."""
+    cfg_path = _write_config(tmp_path, broker)
+    cfg = gconfig.load(cfg_path)
+    gw = Gateway(cfg, ble=FakeBle({}))
+    gw.spool.add_records(DEV_A, FakeDevice(DEV_A, GW_ID, n_records=6).log)
+    sealed = gw.spool.seal_batch(4)
+    assert sealed is not None
+    gw.spool.close()
+    # Another allowlist (device A gone) and a limit below what is spooled.
+    cfg2 = dataclasses.replace(cfg, devices=cfg.devices[1:],
+                               spool=gconfig.SpoolConfig(max_records=3))
+    gw2 = Gateway(cfg2, ble=FakeBle({}))
+    t, loop = _run_in_thread(gw2)
+    try:
+        wait_for(lambda: gw2.uplink.connected, what="connected")  # a (re)connect to the broker
+        assert [p.bseq for p in gw2.spool.pending_batches()] == [sealed[0]]
+        assert gw2.spool.counts().records == 6 and gw2.spool.cursor(DEV_A) == 6
+        assert gw2.spool.fill().level == "full"  # over the new limit: kept, not trimmed
+    finally:
+        _stop(gw2, t, loop)
