@@ -73,6 +73,7 @@ class Device:
         self._battery = battery  # hw.make_battery: (read_mv, low_mv), None on mains
         self._gw_at = self.clock.uptime()  # the last READ or ACK, or the boot
         self._info_st = 0  # the status in the last INFO value
+        self._info = bytearray(gatt.INFO_LEN)
         # BOOT data: fw (u16), reset cause (u8, record.RESET_*), zero pad.
         self.log = ScanLog(root, self._rec, cfg.device_id, 0, self.clock.uptime(),
                            struct.pack(record.BOOT_FMT, cfg.fw, reset_cause))
@@ -92,10 +93,12 @@ class Device:
         return st
 
     def info(self):
+        """The INFO value, packed into a kept buffer (valid until the next call)."""
         status = self._info_st = self.status()
         lg = self.log
-        return gatt.pack_info(self.cfg.device_id, lg.epoch, lg.head, lg.acked, lg.dropped,
-                              status, self.last_ctr, self.nonce, self.cfg.fw)
+        gatt.pack_info_into(self._info, self.cfg.device_id, lg.epoch, lg.head, lg.acked,
+                            lg.dropped, status, self.last_ctr, self.nonce, self.cfg.fw)
+        return self._info
 
     def _info_changed(self):
         self._radio.set_info(self.info())
@@ -121,12 +124,6 @@ class Device:
         self._conn(conn)[_MTU] = mtu
 
     # --- records -----------------------------------------------------------
-    def _stamp(self):
-        t = self.clock.now()
-        if t is None:
-            return 0, self.clock.uptime()
-        return record.FLAG_CLOCK_SET, t
-
     def on_tap(self, conn, data):
         """A phone's TAP write. The receipt (the sealed record) is notified only
         after the record is flushed to flash. Returns what was notified."""
@@ -135,9 +132,14 @@ class Device:
         st = self._conns.get(conn)
         if st is not None and not self._tap_token(st):
             return self._refuse(conn, command.RATE_LIMITED)
-        flags, t = self._stamp()
+        # Stamped inline, no tuple: unix time if set, else uptime without the flag.
+        t = self.clock.now()
+        flags = record.FLAG_CLOCK_SET
+        if t is None:
+            t = self.clock.uptime()
+            flags = 0
         try:
-            rec = self.log.append(record.KIND_TAP, flags, t, data[1:gatt.TAP_LEN])
+            rec = self.log.append(record.KIND_TAP, flags, t, data, 1)  # the nonce: data[1:9]
             self.log.flush()
         except OSError:
             # Flash full or failing: the phone must not get a receipt for it.

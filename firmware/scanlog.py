@@ -73,6 +73,7 @@ class ScanLog:
         self._seg = seg
         self._nseg = max(2, capacity // seg)
         self._buf = bytearray(_REC)  # the record being written; returned as the receipt
+        self._body = memoryview(self._buf)[0:record.BODY_LEN]
         self._u32 = bytearray(4)
         self._f = None
         st = self._load_state()
@@ -211,9 +212,10 @@ class ScanLog:
             n += s[_CNT]
         return n
 
-    def append(self, kind, flags, time, data):
-        """Seal and write one record; returns it as a 40-byte buffer that stays
-        valid until the next append. Not durable until flush() returns."""
+    def append(self, kind, flags, time, data, off=0):
+        """Seal and write one record (data[off:off + 8] as its data); returns it
+        as a 40-byte buffer that stays valid until the next append. Not durable
+        until flush() returns."""
         segs = self._segs
         if not segs or segs[-1][_CNT] >= self._seg:
             self._roll()
@@ -222,8 +224,8 @@ class ScanLog:
             self._f = open(self._path(s[_NUM]), "ab")
         seq = self.next
         buf = self._buf
-        record.pack_body_into(buf, kind, flags, self.epoch, seq, time, data)
-        record.seal_into(buf, self._key, self._id)
+        record.pack_body_into(buf, kind, flags, self.epoch, seq, time, data, off)
+        record.seal_into(buf, self._key, self._id, self._body)
         # Advance first: if the write fails half way the seq is burnt, never reused.
         self.next = seq + 1
         self._f.write(buf)

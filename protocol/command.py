@@ -35,7 +35,9 @@ STATUS_NAMES = {OK: "ok", BAD_TAG: "bad_tag", REPLAY: "replay", MALFORMED: "malf
                 BAD_CONFIG_TAG: "bad_config_tag", BAD_VALUE: "bad_value"}
 
 # Reply notification on CONTROL: op, status, ctr, value (op-specific: READ -> head
-# seq, ACK -> acked seq, TIME -> 0, CONFIG -> the device's config version after the write).
+# seq, ACK -> acked seq, TIME -> the old clock minus the time set in ms as a
+# two's-complement i32, 0x80000000 if it was unset; CONFIG -> the device's config
+# version after the write).
 REPLY_FMT = ">BBII"
 REPLY_LEN = 10
 

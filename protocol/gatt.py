@@ -28,6 +28,11 @@ def pack_info(device_id, epoch, head_seq, acked_seq, dropped, status, last_ctr, 
                        dropped, status, last_ctr, nonce, fw)
 
 
+def pack_info_into(buf, device_id, epoch, head_seq, acked_seq, dropped, status, last_ctr, nonce, fw):
+    struct.pack_into(INFO_FMT, buf, 0, PROTO_VERSION, device_id, epoch, head_seq, acked_seq,
+                     dropped, status, last_ctr, nonce, fw)
+
+
 def unpack_info(b):
     """(proto, device_id, epoch, head_seq, acked_seq, dropped, status, last_ctr, nonce, fw)"""
     return struct.unpack(INFO_FMT, b[0:INFO_LEN])

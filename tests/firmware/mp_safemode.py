@@ -98,8 +98,11 @@ def test_crash_exits_nonzero_and_three_failed_boots_mean_safe_mode():
         asyncio.run(main._control(dev, 2, T.frame(dev.nonce, command.OP_CONFIG, 5, _blob(1, "Old"))))
         asyncio.run(main._control(dev, 2, T.frame(dev.nonce, command.OP_TIME, 6,
                                                       struct.pack(">IH", T0 + 5, 0))))
-        assert radio.take("ctrl")[-2:] == [command.pack_reply(command.OP_CONFIG, command.STALE_VERSION, 5, 2),
-                                           command.pack_reply(command.OP_TIME, command.OK, 6, 0)]
+        replies = radio.take("ctrl")[-2:]
+        assert replies[0] == command.pack_reply(command.OP_CONFIG, command.STALE_VERSION, 5, 2)
+        op, st, ctr, off = command.unpack_reply(replies[1])
+        # TIME's value: the old clock minus the time set, ms (i32): 5 s behind.
+        assert (op, st, ctr) == (command.OP_TIME, command.OK, 6) and -5000 <= off - (1 << 32) <= -4001
         fr = T.frame(dev.nonce, command.OP_CONFIG, 7, _blob(3, "Overlay v3"))
         try:
             asyncio.run(main._control(dev, 2, fr))
