@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway import schedule
-from gateway.config import GatewayConfig
-from gateway.session import PullResult, Session, SessionError
+from gateway.config import Device, GatewayConfig
+from gateway.session import ConfigWrites, PullResult, Session, SessionError
 from gateway.spool import DEVICE_FIELDS, Spool
 from protocol import gatt
 
@@ -74,7 +74,7 @@ class Candidate:
 
 class Collector:
     def __init__(self, cfg: GatewayConfig, spool: Spool, ble: Any = None,
-                 clock: Callable[[], float] = time.time,
+                 clock: Callable[[], float] = time.time, config_writes: ConfigWrites | None = None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.cfg = cfg
         self.spool = spool
@@ -84,19 +84,31 @@ class Collector:
         b = cfg.ble
         self.policy = schedule.Policy(capacity=b.log_capacity, near_full=b.near_full,
                                       backoff_base_s=b.backoff_base_s, backoff_max_s=b.backoff_max_s)
-        self.allow = {d.id: d for d in cfg.devices}
+        self.config_writes = config_writes  # cloud-sealed device config writes to deliver
+        self.allow: dict[bytes, Device] = {}
         self._by_suffix: dict[str, list[str]] = {}
-        for d in cfg.devices:
-            self._by_suffix.setdefault(d.hex[-4:], []).append(d.hex)
-        self.devices: dict[str, DeviceState] = {d.hex: DeviceState() for d in cfg.devices}
+        self.devices: dict[str, DeviceState] = {}
         self._addr_state: dict[str, DeviceState] = {}  # back-off for addresses not yet identified
         self._addr_to_id: dict[str, str] = {}
         self._not_ours: set[str] = set()  # addresses whose INFO named a device not in the allowlist
+        self.set_devices(cfg.devices)
         self._sem = asyncio.Semaphore(max(1, cfg.ble.concurrency))
         self._busy: set[str] = set()  # addresses being pulled now
         self.connections = 0  # BLE connections open or being opened now
         self.peak_connections = 0  # the most at once so far: never above ble.concurrency
         self.started: deque[str] = deque(maxlen=1024)  # device (or address) per pull, in start order
+
+    def set_devices(self, devices: Iterable[Device]) -> None:
+        """Replace the allowlist (the cloud's config, live): new devices start afresh, dropped ones
+        are forgotten; a pull already running finishes with the list it started with."""
+        devs = tuple(devices)
+        self.allow = {d.id: d for d in devs}
+        self._by_suffix = {}
+        for d in devs:
+            self._by_suffix.setdefault(d.hex[-4:], []).append(d.hex)
+        self.devices = {d.hex: self.devices.get(d.hex) or DeviceState() for d in devs}
+        self._addr_to_id = {a: h for a, h in self._addr_to_id.items() if h in self.devices}
+        self._not_ours.clear()  # an address refused before may be a device allowed now
 
     @property
     def ble(self) -> Any:
@@ -207,7 +219,7 @@ class Collector:
                 raise SessionError("connect_timeout", c.address) from None
             try:
                 session = Session(client, self.allow, self.cfg.gateway_id, self.spool, self.cfg.ble,
-                                  self.clock)
+                                  self.clock, config_writes=self.config_writes)
                 try:
                     return await session.run()
                 finally:
@@ -273,6 +285,8 @@ class Collector:
         self._addr_to_id[c.address] = dev_hex
         self._not_ours.discard(c.address)
         self._addr_state.pop(c.address, None)
+        if dev_hex not in self.devices:
+            return  # dropped from the allowlist while it was being pulled
         st = self.devices[dev_hex]
         st.last_seen = st.last_ok = self.clock()
         st.head_seq = res.head_seq

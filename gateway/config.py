@@ -5,6 +5,8 @@ Example::
     gateway_id = "a1a2a3a4a5a6a7a8"
     private_key = "gateway.key"          # PEM Ed25519; relative paths are relative to this file
     spool = "spool.sqlite"
+    cloud_public_key = "<64 hex: `mcode cloud public-key`>"  # verifies the cloud's signed config
+    # remote_config = "remote-config.json"   # the applied cloud config; default next to the spool
 
     [mqtt]
     host = "127.0.0.1"
@@ -19,7 +21,7 @@ Example::
     max_records = 100
     max_age_s = 2.0
 
-    [[devices]]
+    [[devices]]                          # until the cloud's config arrives; then that one
     id = "0102030405060708"
     key = "<64 hex: protocol.keys.gateway_key(device_key, gateway_id), from the cloud>"
 """
@@ -32,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 
 class ConfigError(ValueError):
@@ -74,7 +76,6 @@ class BleConfig:
     near_full: float = 0.5  # a device likely this full (of log_capacity) is pulled first
 
 
-
 @dataclass(frozen=True)
 class BatchConfig:
     max_records: int = 100
@@ -111,6 +112,8 @@ class GatewayConfig:
     batch: BatchConfig = field(default_factory=BatchConfig)
     devices: tuple[Device, ...] = ()
     spool: SpoolConfig = field(default_factory=SpoolConfig)
+    cloud_public_key: bytes | None = None  # raw Ed25519: verifies the cloud's config (remote_config)
+    remote_config_path: Path | None = None  # the applied cloud config; None: next to the spool
 
     @property
     def gateway_hex(self) -> str:
@@ -124,6 +127,14 @@ class GatewayConfig:
 
     def load_private_key(self) -> Ed25519PrivateKey:
         return load_private_key(self.private_key_path)
+
+    def cloud_key(self) -> Ed25519PublicKey | None:
+        return None if self.cloud_public_key is None else \
+            Ed25519PublicKey.from_public_bytes(self.cloud_public_key)
+
+    @property
+    def remote_config_file(self) -> Path:
+        return self.remote_config_path or self.spool_path.with_name("remote-config.json")
 
 
 def _hex(value: object, nbytes: int, what: str) -> bytes:
@@ -182,7 +193,18 @@ def parse(raw: dict[str, object], base: Path = Path(".")) -> GatewayConfig:
         private_key_path=(base / str(raw["private_key"])),
         spool_path=(base / spool_path),
         mqtt=mqtt, ble=ble, batch=batch, devices=tuple(devices), spool=spool,
+        cloud_public_key=None if raw.get("cloud_public_key") is None else
+        _hex(raw.get("cloud_public_key"), 32, "cloud_public_key"),
+        remote_config_path=_remote_config_path(raw.get("remote_config"), base),
     )
+
+
+def _remote_config_path(value: object, base: Path) -> Path | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError("remote_config must be a path string")
+    return base / value
 
 
 def _mqtt_paths(m: MqttConfig, base: Path) -> MqttConfig:

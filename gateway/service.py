@@ -20,8 +20,11 @@ from typing import Any
 
 from gateway.collector import Collector
 from gateway.config import GatewayConfig
+from gateway.remote_config import RemoteConfig
 from gateway.spool import Spool
 from gateway.uplink import Uplink
+from protocol import gwconfig
+from protocol.gwconfig import GwConfigError
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +40,17 @@ class Gateway:
         self.spool = Spool(cfg.spool_path, cfg.gateway_id, cfg.load_private_key(),
                            max_records=sc.max_records or None, max_bytes=sc.max_bytes or None,
                            warn_fraction=sc.warn_fraction, keep_confirmed=sc.keep_confirmed)
-        self.uplink = Uplink(cfg.mqtt, cfg.gateway_hex, self.spool)
-        self.collector = Collector(cfg, self.spool, ble=ble)
+        # The cloud's signed config, once applied, wins over gateway.toml's devices (restarts too).
+        self._key = cfg.load_private_key()  # signs config delivery reports
+        self.remote = RemoteConfig(cfg.remote_config_file, cfg.gateway_id, cfg.cloud_key())
+        self.remote.load()
+        self.uplink = Uplink(cfg.mqtt, cfg.gateway_hex, self.spool, on_config=self._on_config)
+        self.collector = Collector(cfg, self.spool, ble=ble, config_writes=self.remote)
+        applied = self.remote.devices()
+        if applied is not None:
+            self.collector.set_devices(applied)
+        self.remote.on_change = self.send_report
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.collect = collect
         self.sweeps = 0
         self.sealed = 0
@@ -47,6 +59,31 @@ class Gateway:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _on_config(self, payload: bytes) -> None:
+        """The config topic (paho's thread): verify and persist here, swap the allowlist on the loop."""
+        try:
+            c = self.remote.offer(payload)
+        except GwConfigError as e:
+            log.error("CLOUD CONFIG REFUSED: %s; keeping v%d", e, self.remote.version)
+            self.send_report()
+            return
+        if c is None:  # the retained config again, after a reconnect: refresh the cloud's view
+            self.send_report()
+            return
+        devices = self.remote.devices()
+        if devices is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.collector.set_devices, devices)
+
+    def send_report(self) -> None:
+        """Config delivery results, signed, retained on the report topic (a full snapshot, so a
+        report lost while offline is made good by the next one, at the latest on reconnect)."""
+        if self.remote.config is None and self.remote.last_refusal is None:
+            return
+        info = self.uplink.client.publish(gwconfig.report_topic(self.cfg.gateway_hex),
+                                          self.remote.report(self._key), qos=1, retain=True)
+        if info.rc != 0:
+            log.info("config report not sent now (rc %s); it goes again on reconnect", info.rc)
 
     async def _sleep(self, s: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -116,6 +153,7 @@ class Gateway:
 
     async def run(self) -> None:
         self._stop.clear()
+        self._loop = asyncio.get_running_loop()
         self.uplink.start()
         tasks = [asyncio.create_task(self.batch_loop(), name="batcher"),
                  asyncio.create_task(self.health_loop(), name="health")]
@@ -144,6 +182,7 @@ class Gateway:
             "spool": asdict(self.spool.counts()),
             "spool_fill": self.spool.fill().as_dict(),
             "devices": {k: asdict(v) for k, v in self.collector.devices.items()},
+            "remote_config": self.remote.summary(),
             "sweeps": self.sweeps,
             "sealed": self.sealed,
         }

@@ -11,7 +11,8 @@ methods. Steps, with a timeout on each:
 4. OP_READ from max(spool cursor, device acked_seq) + 1; LOG frames arrive until the READ reply;
    each record must parse and its seq must rise strictly from the requested start;
 5. spool the records (one durable transaction) and only **then**
-6. OP_ACK the highest seq durably spooled for the device (never above the device's head).
+6. OP_ACK the highest seq durably spooled for the device (never above the device's head);
+7. OP_CONFIG with a cloud-sealed config write, if one is pending for the device (deliver_config).
 
 The gateway cannot check record MACs (it has no device key); the cloud does.
 """
@@ -28,7 +29,7 @@ from typing import Any, Protocol
 
 from gateway.config import BleConfig, Device
 from gateway.spool import Spool
-from protocol import command, gatt
+from protocol import command, devconfig, gatt
 from protocol import record as precord
 from protocol.hmac256 import HmacKey
 
@@ -50,6 +51,16 @@ class GattClient(Protocol):
     async def start_notify(self, char_specifier: Any, callback: Notify, **kwargs: Any) -> None: ...
 
     async def stop_notify(self, char_specifier: Any) -> None: ...
+
+
+class ConfigWrites(Protocol):
+    """Where sessions get device configuration writes and report replies (gateway.remote_config)."""
+
+    def pending(self, device_id: bytes) -> bytes | None: ...
+
+    def record(self, device_id: bytes, blob: bytes, status: int, device_version: int) -> Any: ...
+
+    def record_failure(self, device_id: bytes, blob: bytes, reason: str) -> Any: ...
 
 
 class SessionError(Exception):
@@ -93,6 +104,7 @@ class PullResult:
     clock_offset_ms: int | None = None  # device clock minus ours when TIME arrived; None: it was unset
     gaps: list[tuple[int, int, int]] = field(default_factory=list)  # spooled (epoch, seq before, seq after)
     notes: list[str] = field(default_factory=list)
+    config_write: tuple[int, int, int] | None = None  # (write version, reply status, device's version)
 
     @property
     def backlog(self) -> int:
@@ -125,8 +137,10 @@ def parse_log_frame(frame: bytes) -> list[bytes]:
 
 class Session:
     def __init__(self, client: GattClient, allow: Mapping[bytes, Device], gateway_id: bytes,
-                 spool: Spool, cfg: BleConfig, clock: Callable[[], float] = time.time) -> None:
+                 spool: Spool, cfg: BleConfig, clock: Callable[[], float] = time.time,
+                 config_writes: ConfigWrites | None = None) -> None:
         self.client = client
+        self.config_writes = config_writes
         self.allow = allow
         self.gateway_id = gateway_id
         self.spool = spool
@@ -271,4 +285,24 @@ class Session:
                 status, acked = await self._command(command.OP_ACK, struct.pack(">I", through))
                 self._check("ack", status)
                 res.acked = acked
+        await self.deliver_config(res)
         return res
+
+    async def deliver_config(self, res: PullResult) -> None:
+        """Send the device its pending config write, after its records are safe. INFO does not
+        carry the config version, so a write goes until the device settles it (ok, or refused
+        for good); the reply's value is its version. A failure here never fails the pull."""
+        if self.config_writes is None:
+            return
+        blob = await asyncio.to_thread(self.config_writes.pending, res.device_id)
+        if blob is None:
+            return
+        try:
+            status, version = await self._command(command.OP_CONFIG, blob)
+        except Exception as e:  # a timeout or a dropped link: the write stays pending
+            res.notes.append(f"config: {e!r}"[:200])
+            await asyncio.to_thread(self.config_writes.record_failure, res.device_id, blob,
+                                    getattr(e, "reason", type(e).__name__))
+            return
+        res.config_write = (devconfig.version_of(blob), status, version)
+        await asyncio.to_thread(self.config_writes.record, res.device_id, blob, status, version)
