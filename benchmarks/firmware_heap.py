@@ -58,7 +58,7 @@ async def _drive(spec: str, name: str, cfg: GatewayConfig, spool: Spool, taps: i
                 try:
                     await phone.tap(address, timeout=5.0)
                     break
-                except BleakError as e:
+                except (BleakError, TimeoutError) as e:
                     retries.append(f"tap {i}: {e}")
                     await asyncio.sleep(0.5)
             else:
