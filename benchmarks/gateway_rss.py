@@ -64,7 +64,8 @@ async def _produce(gw: object, rate: int, stop: asyncio.Event, counts: dict[str,
         await asyncio.sleep(max(0.0, t_next - time.monotonic()))
 
 
-async def _child(config: Path, rate: int, seconds: float) -> dict[str, object]:
+async def _child(config: Path, rate: int) -> dict[str, object]:
+    """Run until stdin closes: the parent ends a phase when its sampling is done."""
     from gateway import config as gconfig
     from gateway.service import Gateway
 
@@ -79,7 +80,7 @@ async def _child(config: Path, rate: int, seconds: float) -> dict[str, object]:
         await asyncio.sleep(0.05)
     print("RUNNING", flush=True)
     prod = asyncio.create_task(_produce(gw, rate, stop, counts)) if rate else None
-    await asyncio.sleep(seconds)
+    await asyncio.to_thread(sys.stdin.read)
     stop.set()
     if prod is not None:
         await prod
@@ -91,8 +92,8 @@ async def _child(config: Path, rate: int, seconds: float) -> dict[str, object]:
     return out
 
 
-def child_main(config: Path, rate: int, seconds: float) -> None:
-    print(json.dumps(asyncio.run(_child(config, rate, seconds))), flush=True)
+def child_main(config: Path, rate: int) -> None:
+    print(json.dumps(asyncio.run(_child(config, rate))), flush=True)
 
 
 # -- the parent: broker, cloud, and /proc readings ---------------------------------------------
@@ -116,7 +117,7 @@ def _phase(argv: list[str], warmup: float, seconds: float, ready: str | None,
            log: Path) -> dict[str, object]:
     """Run one gateway process; sample it over [warmup, warmup + seconds] after it is ready."""
     with log.open("w") as err:
-        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True)
+        p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True)
     assert p.stdout is not None
     try:
         if ready is not None:
@@ -135,7 +136,7 @@ def _phase(argv: list[str], warmup: float, seconds: float, ready: str | None,
         hwm = _status_kb(p.pid)["VmHWM"]
         if ready is None:
             p.send_signal(signal.SIGTERM)
-        out, _ = p.communicate(timeout=60)
+        out, _ = p.communicate(timeout=60)  # closes stdin: the child phase stops
     finally:
         if p.poll() is None:
             p.kill()
@@ -184,7 +185,7 @@ def _measure(work: Path, rates: list[int], seconds: float, warmup: float) -> dic
                            **_phase(cli, warmup, seconds, None, cfg.with_suffix(".log"))})
             for rate in [0, *rates]:
                 cfg = _write_config(work, broker.port, gw_id.hex(), pw)  # a fresh spool each phase
-                argv = [*me, "--config", str(cfg), "--rate", str(rate), "--seconds", str(warmup + seconds)]
+                argv = [*me, "--config", str(cfg), "--rate", str(rate)]
                 phases.append({"phase": "Gateway(collect=False)", "rate": rate,
                                **_phase(argv, warmup, seconds, "RUNNING", cfg.with_suffix(".log"))})
         finally:
@@ -201,12 +202,14 @@ def _measure(work: Path, rates: list[int], seconds: float, warmup: float) -> dic
 
 
 def _table(res: dict[str, object]) -> str:
-    rows = [f"{'phase':<28} {'ev/s':>6} {'RSS med MB':>10} {'RSS max':>8} {'VmHWM':>6} {'CPU s/s':>8} "
+    rows = [f"{'phase':<28} {'ev/s':>6} {'RSS med MB':>10} {'RSS max':>8} {'first->last':>12} {'VmHWM':>6} "
+            f"{'CPU s/s':>8} "
             f"{'/1k ev/s':>9} {'net/1k':>7} {'added':>7} {'left':>5}"]
     phases = res["phases"]
     assert isinstance(phases, list)
     for p in phases:
         rows.append(f"{p['phase']:<28} {p['rate']:>6} {p['rss_median_mb']:>10} {p['rss_max_mb']:>8} "
+                    f"{str(p['rss_first_mb']) + '->' + str(p['rss_last_mb']):>12} "
                     f"{p['hwm_mb']:>6} {p['cpu_s_per_s']:>8} {p.get('cpu_s_per_s_per_1k_eps', '-'):>9} "
                     f"{p.get('net_of_idle_per_1k_eps', '-'):>7} {p.get('added', '-'):>7} "
                     f"{p.get('left_in_spool', '-'):>5}")
@@ -225,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rate", type=int, default=0, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
-        child_main(a.config, a.rate, a.seconds)
+        child_main(a.config, a.rate)
         return
     rates = [int(r) for r in a.rates.split(",") if r.strip()]
     if a.quick:

@@ -13,7 +13,9 @@ outside the clock, then times, in alternating order (A/B, then B/A):
   QoS 1 with paho's in-flight window set to the gateway's `max_inflight`, from connect until the
   last PUBACK (`raw_puback`) and until the last application ack of the same cloud (`raw_appack`).
 
-Both clocks include connect and subscribe. Prints a table per round and the median ratios.
+Both clocks include connect and subscribe. Also reported: this process's CPU per batch in each run
+(the client side only: broker and cloud are other processes), steadier than ev/s on a busy machine.
+Prints a table per round and the median ratios.
 --profile runs one more gateway pass under cProfile (paho's network thread, where acks are handled).
 """
 
@@ -116,8 +118,10 @@ def _drop_session(broker: Broker, client_id: str) -> None:
     c.loop_stop()
 
 
-def run_gateway(broker: Broker, spool: Spool, window: int, profile: cProfile.Profile | None = None) -> float:
-    """Seconds from Uplink start until the cloud's acks have emptied the spool."""
+def run_gateway(broker: Broker, spool: Spool, window: int,
+                profile: cProfile.Profile | None = None) -> tuple[float, float]:
+    """Seconds from Uplink start until the cloud's acks have emptied the spool, and the CPU
+    seconds this process spent meanwhile."""
     expected = {p.bseq for p in spool.pending_batches()}
     got: set[int] = set()
     done = threading.Event()
@@ -131,7 +135,7 @@ def run_gateway(broker: Broker, spool: Spool, window: int, profile: cProfile.Pro
     cfg = _mqtt_cfg(broker, window)
     client_id = f"gw-{GW_HEX}"
     up = Uplink(cfg, GW_HEX, spool, on_ack=on_ack, client_id=client_id)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if profile is None:
         up.start()
     else:  # Uplink.start, with paho's network thread (where acks are handled) under the profiler
@@ -151,17 +155,19 @@ def run_gateway(broker: Broker, spool: Spool, window: int, profile: cProfile.Pro
         up.pump()
         if time.perf_counter() > deadline:
             raise RuntimeError(f"gateway run stuck: {len(got)}/{len(expected)} acked, {up.stats}")
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     up.stop()
     _drop_session(broker, client_id)
     left = spool.counts()
     if left.records or left.batches:
         raise RuntimeError(f"spool not empty after every ack: {left}")
-    return dt
+    return dt, cpu
 
 
-def run_raw(broker: Broker, payloads: list[tuple[int, bytes]], window: int) -> tuple[float, float]:
-    """A plain paho publisher: seconds to the last PUBACK and to the last application ack."""
+def run_raw(broker: Broker, payloads: list[tuple[int, bytes]],
+            window: int) -> tuple[float, float, float]:
+    """A plain paho publisher: seconds to the last PUBACK and to the last application ack, and
+    the CPU seconds this process spent until then."""
     expected = {b for b, _ in payloads}
     acked: set[int] = set()
     pubacks = 0
@@ -191,7 +197,7 @@ def run_raw(broker: Broker, payloads: list[tuple[int, bytes]], window: int) -> t
     c.on_message = on_message
     c.on_subscribe = lambda *a: subscribed.set()
     c.on_connect = lambda cl, ud, fl, rc, pr: cl.subscribe(pbatch.ack_topic(GW_HEX), qos=1)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     c.connect(broker.host, broker.port, clean_start=True)
     c.loop_start()
     try:
@@ -203,10 +209,11 @@ def run_raw(broker: Broker, payloads: list[tuple[int, bytes]], window: int) -> t
                 raise RuntimeError(f"raw publish refused: {mqtt.error_string(info.rc)}")
         if not (all_pubacked.wait(WAIT_S) and all_acked.wait(WAIT_S)):
             raise RuntimeError(f"raw run stuck: {pubacks} PUBACKs, {len(acked)} acks of {len(payloads)}")
+        cpu = time.process_time() - c0
     finally:
         c.disconnect()
         c.loop_stop()
-    return t_puback - t0, t_appack - t0
+    return t_puback - t0, t_appack - t0, cpu
 
 
 @dataclass
@@ -215,6 +222,8 @@ class Round:
     gateway_eps: float
     raw_puback_eps: float
     raw_appack_eps: float
+    gateway_cpu_us: float  # this process's CPU per batch: client side only (broker, cloud apart)
+    raw_cpu_us: float
 
     @property
     def ratio_puback(self) -> float:
@@ -227,10 +236,12 @@ class Round:
 
 def _table(rounds: list[Round]) -> str:
     lines = [f"{'round':>5} {'order':>7} {'gateway ev/s':>13} {'raw PUBACK ev/s':>16} "
-             f"{'raw app-ack ev/s':>17} {'gw/PUBACK':>10} {'gw/app-ack':>11}"]
+             f"{'raw app-ack ev/s':>17} {'gw/PUBACK':>10} {'gw/app-ack':>11} {'CPU us/batch gw':>16} "
+             f"{'raw':>5}"]
     for i, r in enumerate(rounds, 1):
         lines.append(f"{i:>5} {r.order:>7} {r.gateway_eps:>13,.0f} {r.raw_puback_eps:>16,.0f} "
-                     f"{r.raw_appack_eps:>17,.0f} {r.ratio_puback:>10.3f} {r.ratio_appack:>11.3f}")
+                     f"{r.raw_appack_eps:>17,.0f} {r.ratio_puback:>10.3f} {r.ratio_appack:>11.3f} "
+                     f"{r.gateway_cpu_us:>16,.0f} {r.raw_cpu_us:>5,.0f}")
     return "\n".join(lines)
 
 
@@ -268,13 +279,15 @@ def _measure(work: Path, events: int, rounds: int, per_batch: int, window: int, 
                     order = ("raw", "gateway") if i % 2 == 0 else ("gateway", "raw")
                     for what in order:
                         if what == "raw":
-                            runs["puback"], runs["appack"] = run_raw(broker, payloads, window)
+                            runs["puback"], runs["appack"], runs["raw_cpu"] = run_raw(broker, payloads,
+                                                                                      window)
                         else:
-                            runs["gateway"] = run_gateway(broker, spool, window)
+                            runs["gateway"], runs["gateway_cpu"] = run_gateway(broker, spool, window)
                 finally:
                     _drop_spool(spool)
                 r = Round("/".join("R" if w == "raw" else "G" for w in order), n_events / runs["gateway"],
-                          n_events / runs["puback"], n_events / runs["appack"])
+                          n_events / runs["puback"], n_events / runs["appack"],
+                          1e6 * runs["gateway_cpu"] / len(payloads), 1e6 * runs["raw_cpu"] / len(payloads))
                 out.append(r)
                 if verbose:
                     print(_table(out).splitlines()[-1] if i else _table(out), file=sys.stderr, flush=True)
@@ -298,6 +311,8 @@ def _measure(work: Path, events: int, rounds: int, per_batch: int, window: int, 
         "raw_appack_eps": _spread([r.raw_appack_eps for r in out]),
         "ratio_gateway_to_raw_puback": _spread([r.ratio_puback for r in out]),
         "ratio_gateway_to_raw_appack": _spread([r.ratio_appack for r in out]),
+        "gateway_cpu_us_per_batch": _spread([r.gateway_cpu_us for r in out]),
+        "raw_cpu_us_per_batch": _spread([r.raw_cpu_us for r in out]),
         "cloud": acker_stats, "cpus": os.cpu_count(),
         "table": _table(out), "profile": prof_text,
     }
