@@ -27,7 +27,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,6 +166,11 @@ class Spool:
             self._exec("PRAGMA foreign_keys=ON")
             self._exec("PRAGMA busy_timeout=10000")
             self._migrate()
+            # Kept as rows come and go (add_records, confirm), so the fill check is O(1): a
+            # count(*) per confirm cost 0.5 ms at 200k records and 3.6 ms at 800k. This process
+            # is the spool's only writer; other processes (status) only read.
+            self._n_records = int(self._exec("SELECT count(*) FROM records").fetchone()[0])
+            self._n_confirmed = int(self._exec("SELECT count(*) FROM confirmed").fetchone()[0])
         self._note_fill()
 
     # -- plumbing -------------------------------------------------------------------------
@@ -174,19 +179,38 @@ class Spool:
         return self.db.conn.execute(sql, tuple(params))
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction under the lock; committed (fsynced) on exit."""
+    def _tx(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction under the lock; committed (fsynced) on exit.
+
+        durable=False commits without its own fsync (synchronous=NORMAL for this transaction
+        only), for bookkeeping nothing depends on: the WAL keeps commit order, so the next
+        durable commit's fsync makes it durable too, and a crash before that only loses it."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("spool is closed")
             conn = self.db.conn
-            conn.execute("BEGIN IMMEDIATE")
+            if not durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                if not durable:
+                    self._restore_full_sync(conn)
+
+    def _restore_full_sync(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("PRAGMA synchronous=FULL")
+        except BaseException:
+            # Never commit again without FULL: an ack given after such a commit could be lost.
+            self._closed = True
+            conn.close()
+            raise
 
     def _migrate(self) -> None:
         with self._tx() as c:
@@ -253,7 +277,7 @@ class Spool:
             if len(fresh) < len(rows):
                 log.debug("device %s: %d records at or below cursor %d ignored", dev,
                           len(rows) - len(fresh), floor)
-            room = measure(c, self.limits).room
+            room = measure(c, self.limits, self._n_records).room
             if room < len(fresh):
                 log.error("SPOOL FULL: kept %d of %d new records from device %s; the rest stay "
                           "on the device", room, len(fresh), dev,
@@ -268,6 +292,7 @@ class Spool:
                 c.execute("INSERT INTO cursors VALUES (?, ?, ?) ON CONFLICT(device_id) DO UPDATE "
                           "SET seq = max(seq, excluded.seq), updated = excluded.updated",
                           (dev, top, now))
+        self._n_records += added  # committed: the with block left without raising
         self._note_fill()
         return added
 
@@ -296,7 +321,7 @@ class Spool:
 
     def fill(self) -> Fill:
         with self._lock:
-            return measure(self.db.conn, self.limits)
+            return measure(self.db.conn, self.limits, self._n_records)
 
     def full(self) -> bool:
         """At a limit: pull nothing more from devices until the cloud confirms batches."""
@@ -333,14 +358,18 @@ class Spool:
             c.execute("UPDATE meta SET value = ? WHERE key = 'next_bseq'", (bseq + 1,))
         return bseq, payload
 
-    def pending_batches(self, limit: int | None = None) -> list[PendingBatch]:
-        """Sealed batches the cloud has not confirmed, oldest first."""
-        sql = ("SELECT bseq, payload, n_records, created, published_at, attempts FROM batches "
-               "ORDER BY bseq")
-        params: tuple[Any, ...] = ()
+    def pending_batches(self, limit: int | None = None,
+                        exclude: Collection[int] = ()) -> list[PendingBatch]:
+        """Sealed batches the cloud has not confirmed, oldest first, leaving out the bseqs in
+        `exclude` (the uplink's batches in flight: it reads only what it will send)."""
+        sql = "SELECT bseq, payload, n_records, created, published_at, attempts FROM batches"
+        params: tuple[Any, ...] = tuple(int(b) for b in exclude)
+        if params:
+            sql += f" WHERE bseq NOT IN ({', '.join('?' * len(params))})"
+        sql += " ORDER BY bseq"
         if limit is not None:
             sql += " LIMIT ?"
-            params = (limit,)
+            params += (limit,)
         with self._lock:
             return [PendingBatch(int(r[0]), bytes(r[1]), int(r[2]), float(r[3]), r[4], int(r[5]))
                     for r in self._exec(sql, params)]
@@ -353,9 +382,11 @@ class Spool:
                                                    r[4], int(r[5]))
 
     def mark_published(self, bseqs: Iterable[int]) -> None:
-        """Record a publish attempt (bookkeeping only; no durability needed beyond WAL)."""
+        """Record a publish attempt. Bookkeeping only (after a crash every unconfirmed batch is
+        sent again anyway), so it commits without its own fsync: one per publish halved the
+        uplink's rate."""
         now = self._clock()
-        with self._tx() as c:
+        with self._tx(durable=False) as c:
             c.executemany("UPDATE batches SET published_at = ?, attempts = attempts + 1 WHERE bseq = ?",
                           [(now, b) for b in bseqs])
 
@@ -364,18 +395,37 @@ class Spool:
         """The cloud committed batch bseq: delete it and its records, and log the ack (with the
         cloud's counts) in `confirmed`, in the same transaction. Returns records deleted; 0 for
         an unknown or already confirmed bseq (idempotent: the first ack's entry is kept)."""
+        return self.confirm_many([(bseq, status, stored, dup, rej)])[0]
+
+    def confirm_many(self, acks: Sequence[tuple[int, str, int | None, int | None, int | None]]
+                     ) -> list[int]:
+        """`confirm` for several acks (bseq, status, stored, dup, rej) in one durable transaction:
+        all or none are confirmed when it returns. Records deleted per ack, in order."""
+        if not acks:
+            return []
+        out: list[int] = []
+        logged = 0
         with self._tx() as c:
-            n = c.execute("DELETE FROM records WHERE batch_id = ?", (bseq,)).rowcount
-            gone = c.execute("DELETE FROM batches WHERE bseq = ? RETURNING n_records",
-                             (bseq,)).fetchall()
-            if gone:
-                c.execute("INSERT OR IGNORE INTO confirmed VALUES (?, ?, ?, ?, ?, ?, ?)",
-                          (bseq, int(gone[0][0]), str(status), self._clock(), stored, dup, rej))
-                c.execute("DELETE FROM confirmed WHERE bseq <= (SELECT bseq FROM confirmed "
-                          "ORDER BY bseq DESC LIMIT 1 OFFSET ?)", (max(1, self.keep_confirmed),))
-        if n:
+            now = self._clock()
+            for bseq, status, stored, dup, rej in acks:
+                n = c.execute("DELETE FROM records WHERE batch_id = ?", (bseq,)).rowcount
+                gone = c.execute("DELETE FROM batches WHERE bseq = ? RETURNING n_records",
+                                 (bseq,)).fetchall()
+                if gone:
+                    logged += c.execute("INSERT OR IGNORE INTO confirmed VALUES (?, ?, ?, ?, ?, ?, ?)",
+                                        (bseq, int(gone[0][0]), str(status), now, stored, dup,
+                                         rej)).rowcount
+                out.append(int(n))
+            # Trim the log to the newest keep_confirmed, by its kept count (no OFFSET scan).
+            excess = self._n_confirmed + logged - max(1, self.keep_confirmed)
+            if excess > 0:
+                c.execute("DELETE FROM confirmed WHERE bseq IN (SELECT bseq FROM confirmed "
+                          "ORDER BY bseq LIMIT ?)", (excess,))
+        self._n_confirmed += logged - max(0, excess)
+        self._n_records -= sum(out)
+        if any(out):
             self._note_fill()
-        return int(n)
+        return out
 
     def confirmed_batches(self, limit: int | None = None) -> list[ConfirmedBatch]:
         """The last confirmed batches (at most keep_confirmed are kept), newest first."""

@@ -67,12 +67,13 @@ class Fill:
                 "fraction": round(self.fraction, 4), "level": self.level}
 
 
-def measure(conn: sqlite3.Connection, limits: Limits) -> Fill:
-    n = int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
+def measure(conn: sqlite3.Connection, limits: Limits, records: int) -> Fill:
+    """The fill at `records` unconfirmed records (the spool keeps that count; counting the rows
+    here would cost a table scan per call). The page counts are read from the file's header."""
     pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
     free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
     size = int(conn.execute("PRAGMA page_size").fetchone()[0])
-    return Fill(n, (pages - free) * size, limits)
+    return Fill(records, (pages - free) * size, limits)
 
 
 class FillAlarm:

@@ -220,11 +220,9 @@ class Uplink:
             if room <= 0:
                 return 0
             sent: list[int] = []
-            for p in self.spool.pending_batches(limit=self.cfg.max_inflight + len(due)):
-                if len(sent) >= room:
-                    break
-                if p.bseq in self._inflight and p.bseq not in due:
-                    continue
+            # Read only what may go now: not the batches in flight and not yet due.
+            waiting = [b for b in self._inflight if b not in due]
+            for p in self.spool.pending_batches(limit=room, exclude=waiting):
                 info = self.client.publish(self.batch_topic, p.payload, qos=1)
                 if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     # Not sent (connection just lost, paho queue full): the next pump retries.

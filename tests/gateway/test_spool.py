@@ -111,7 +111,7 @@ class SpoolMachine(RuleBasedStateMachine):
     def setup(self) -> None:
         self.dir = tempfile.TemporaryDirectory()
         self.key = Ed25519PrivateKey.generate()
-        self.spool = Spool(Path(self.dir.name) / "s.db", GW_ID, self.key)
+        self.spool = Spool(Path(self.dir.name) / "s.db", GW_ID, self.key, keep_confirmed=4)
         self.added: set[Key] = set()
         self.confirmed: set[Key] = set()
         self.batches: dict[int, list[Key]] = {}
@@ -154,10 +154,36 @@ class SpoolMachine(RuleBasedStateMachine):
     def confirm_unknown(self, bseq: int) -> None:
         assert self.spool.confirm(bseq) == 0
 
+    @rule(data=st.data())
+    def confirm_many(self, data: st.DataObject) -> None:
+        """Acks arriving together, an unknown bseq and a repeated ack among them."""
+        picked = data.draw(st.lists(st.sampled_from(sorted(self.batches) or [0]), max_size=4))
+        acks = [(b, pbatch.ACK_STORED, None, None, None) for b in [*picked, 3, *picked[:1]]]
+        expect = []
+        for b, *_ in acks:
+            keys = self.batches.pop(b, [])
+            self.confirmed |= set(keys)
+            expect.append(len(keys))
+        assert self.spool.confirm_many(acks) == expect
+
+    @rule(data=st.data())
+    def publish(self, data: st.DataObject) -> None:
+        """The uplink's reads and bookkeeping: only batches not in flight, attempts counted."""
+        pending = [p.bseq for p in self.spool.pending_batches()]
+        flying = data.draw(st.lists(st.sampled_from(pending or [0]), unique=True))
+        left = [p.bseq for p in self.spool.pending_batches(limit=3, exclude=flying)]
+        assert left == [b for b in pending if b not in flying][:3]
+        before = {p.bseq: p.attempts for p in self.spool.pending_batches()}
+        self.spool.mark_published(left)
+        after = {p.bseq: p.attempts for p in self.spool.pending_batches()}
+        assert after == {b: n + (b in left) for b, n in before.items()}
+        # Its commit skipped the fsync only for itself: what follows is FULL again.
+        assert self.spool.db.execute("PRAGMA synchronous").fetchone()[0] == 2
+
     @rule()
     def reopen(self) -> None:
         self.spool.close()
-        self.spool = Spool(Path(self.dir.name) / "s.db", GW_ID, self.key)
+        self.spool = Spool(Path(self.dir.name) / "s.db", GW_ID, self.key, keep_confirmed=4)
 
     @invariant()
     def nothing_lost_or_duplicated(self) -> None:
@@ -174,6 +200,9 @@ class SpoolMachine(RuleBasedStateMachine):
         assert len(everything) == len(set(everything)), "a record is in two places"
         assert set(everything) == self.added, "a record was lost or invented"
         assert sorted(pending) == sorted(k for ks in self.batches.values() for k in ks)
+        # The record count the spool keeps for its fill, against the rows themselves.
+        assert self.spool.fill().records == len(rows) == self.spool.counts().records
+        assert len(self.spool.confirmed_batches()) <= self.spool.keep_confirmed
 
 
 TestSpoolMachine = SpoolMachine.TestCase
