@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -30,6 +31,7 @@ from sim.radio.hub import RadioHub
 from tools.build import ROMFS, host_build
 
 HEAP = 128 * 1024
+LARGEST_BOARD = "label-esp32c3-ssd1680"  # the biggest frame buffer: 296x128
 
 
 def _gateway_sweep(cfg: GatewayConfig, spool: Spool) -> None:
@@ -70,11 +72,13 @@ async def _drive(spec: str, name: str, cfg: GatewayConfig, spool: Spool, taps: i
     return done
 
 
-def measure(taps: int, seconds: float, heap: int = HEAP) -> dict[str, int | float]:
+def measure(taps: int, seconds: float, heap: int = HEAP,
+            board: str = LARGEST_BOARD) -> dict[str, int | float | str | list[str]]:
     work = Path(tempfile.mkdtemp(prefix="mcode-heap-"))
     dev_key, dev_id, gw_id = os.urandom(32), os.urandom(8), os.urandom(8)
     flash = work / "flash"
     flash.mkdir()
+    shutil.copyfile(ROOT / "hardware" / "boards" / f"{board}.json", flash / "board.json")
     (flash / "config.json").write_text(json.dumps({
         "device_id": dev_id.hex(), "key": dev_key.hex(), "base": "4919", "slot": 0, "slots": 4,
         "digits": 2, "period": 60, "label": "Heap probe", "name": "mc-" + dev_id.hex()[-4:], "fw": 1}))
@@ -103,7 +107,7 @@ def measure(taps: int, seconds: float, heap: int = HEAP) -> dict[str, int | floa
     if line is None:
         raise RuntimeError(out[-2000:])
     f = {k: int(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
-    return {"taps": done, "tap_retries": len(retries), "first_retry": retries[:1],
+    return {"board": board, "taps": done, "tap_retries": len(retries), "first_retry": retries[:1],
             "records_spooled": spool.counts().records, "device_head_seq": f["head"],
             "heap_limit": heap, "interpreter_base": f["base"], "live_peak": f["live_peak"],
             "live_end": f["live_end"], "alloc_peak_between_collects": f["peak"],
@@ -120,8 +124,9 @@ def main() -> None:
     ap.add_argument("--taps", type=int, default=60)
     ap.add_argument("--seconds", type=float, default=40.0)
     ap.add_argument("--heap-k", type=int, default=HEAP // 1024)
+    ap.add_argument("--board", default=LARGEST_BOARD, help="a profile in hardware/boards/")
     a = ap.parse_args()
-    print(json.dumps(measure(a.taps, a.seconds, a.heap_k * 1024)))
+    print(json.dumps(measure(a.taps, a.seconds, a.heap_k * 1024, a.board)))
 
 
 if __name__ == "__main__":

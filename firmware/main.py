@@ -31,15 +31,26 @@ _SAFE_AFTER = const(3)  # failed boots in a row (bootstate.py) before safe mode
 # death by SIGALRM (hw.py). Whichever, the supervisor restarts the device.
 _EXIT_CRASH = const(1)  # an unhandled error
 _EXIT_RESET = const(75)  # a deliberate restart
+# Commands that failed for want of heap, in a row. A heap too fragmented for a
+# command's few hundred bytes seldom heals: at _OOM_STALL the feeding stops and
+# the watchdog resets the device (logged as RESET_WDT; the log is on flash).
+_OOM_STALL = const(3)
+_oom = [0]
 
 
 async def _control(dev, conn, frame):
     try:
         r = await dev.on_control(conn, frame)
+    except MemoryError:
+        _oom[0] += 1
+        print("control failed: out of memory", _oom[0])
+        gc.collect()
+        return
     except Exception as e:  # a failed command must not go unreported or stop the loop
         print("control failed:")
         sys.print_exception(e)
         return
+    _oom[0] = 0
     if dev.safe and r[0] == command.OP_CONFIG and r[1] == command.OK:
         # Safe mode took a new config: restart to try it in normal mode. Logged
         # as RESET_SOFT, not counted as a failed boot.
@@ -133,6 +144,9 @@ async def _feed(wdt, tasks, ms, root):
             if t.done():
                 print("watchdog:", "task ended")  # no more feeding
                 return
+        if _oom[0] >= _OOM_STALL:
+            print("watchdog:", "heap exhausted")
+            return
         wdt.feed()
         if n > 0:
             n -= 1
@@ -154,6 +168,7 @@ async def run(root="", ble=True, seconds=None, radio=None, display=None, battery
     # the boot's small objects, and the top free for the panel's frame buffer (4.7
     # KB on the label: at 64K it found no room without this).
     gc.collect()
+    _oom[0] = 0
     if wdt is None:
         wdt = hw.make_watchdog(wdt_ms, root)
     try:

@@ -43,6 +43,7 @@ async def _drain(fleet: Fleet, receipts: list[tuple[str, bytes]], timeout: float
             return t, True
         if time.monotonic() > deadline:
             return t, False
+        fleet.check_alive()  # a device that reset is started again; the tally shows the rest
         await asyncio.sleep(0.5)
 
 
@@ -73,6 +74,7 @@ async def _run(fleet: Fleet, duration: float | None, check: bool, drain_s: float
     out = asdict(t) | {"drained": drained, "ok": t.ok and drained, "taps_with_receipt": stats.taps,
                        "tap_failures": stats.tap_failures, "entries": stats.entries, "shares": stats.shares,
                        "order_replays_matched": stats.order_replays_matched,
+                       "device_restarts": sum(fleet.device_restarts.values()),
                        "resolve_errors": stats.resolve_errors}
     if not drained:
         console.print(f"[red]pipeline did not drain within {drain_s:.0f}s[/]")

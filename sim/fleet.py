@@ -6,6 +6,7 @@ devices in the MicroPython interpreter, the gateway and the cloud as `mcode` com
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import signal
@@ -23,6 +24,8 @@ from sim.devices import VirtualDevice
 from sim.ports import free_port, wait_port
 from sim.process import stop_process
 from sim.radio.hub import RadioHub
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Fleet:
     db_url: str = ""
     merchant: dict[str, Any] = field(default_factory=dict)
     gateway_id: str = ""
+    device_restarts: dict[str, int] = field(default_factory=dict)
 
     @property
     def api(self) -> str:
@@ -139,8 +143,16 @@ class Fleet:
         path.chmod(0o600)
 
     def check_alive(self) -> list[str]:
+        """Processes that died. A device that ended (a crash, or its watchdog) is
+        started again, as an ESP32 resets itself, and counted in device_restarts;
+        the gateway, cloud and broker are reported."""
         dead = [n for n, pr in self.procs.items() if pr.poll() is not None]
-        dead += [d.device_id for d in self.devices if not d.alive()]
+        for d in self.devices:
+            if not d.alive():
+                rc = d.proc.returncode if d.proc is not None else None
+                log.warning("device %s ended (exit %s): restarting it", d.device_id, rc)
+                self.device_restarts[d.device_id] = self.device_restarts.get(d.device_id, 0) + 1
+                d.start()
         return dead
 
     def stop(self) -> None:

@@ -87,6 +87,41 @@ def test_dead_device_task_is_not_fed_for():
         T.wipe(root)
 
 
+class OomDevice:
+    """A device whose every command finds no heap for its frame."""
+
+    safe = False
+
+    async def on_control(self, conn, frame):
+        raise MemoryError("memory allocation failed")
+
+
+def test_commands_failing_for_heap_stop_the_feeding():
+    root = T.flashdir()
+    try:
+        w = CountingWdt()
+        oom = OomDevice()
+
+        async def go():
+            run = asyncio.create_task(main.run(root, ble=False, seconds=0.6, wdt=w, wdt_ms=100))
+            await asyncio.sleep_ms(100)
+            await main._control(oom, 0, b"")
+            await main._control(oom, 0, b"")  # two in a row: still fed
+            before = w.feeds
+            await asyncio.sleep_ms(80)
+            during = w.feeds
+            await main._control(oom, 0, b"")  # the third: the feeder gives up
+            at = w.feeds
+            await run
+            return before, during, at
+
+        before, during, at = asyncio.run(go())
+        assert during > before, (before, during)
+        assert w.feeds == at, (at, w.feeds)  # not one feed after the third
+    finally:
+        T.wipe(root)
+
+
 def test_stalled_loop_is_caught_and_the_next_boot_logs_wdt():
     root = T.flashdir()
     try:
