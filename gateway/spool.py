@@ -399,13 +399,18 @@ class Spool:
 
     def confirm_many(self, acks: Sequence[tuple[int, str, int | None, int | None, int | None]]
                      ) -> list[int]:
-        """`confirm` for several acks (bseq, status, stored, dup, rej) in one durable transaction:
-        all or none are confirmed when it returns. Records deleted per ack, in order."""
+        """`confirm` for several acks (bseq, status, stored, dup, rej) in one transaction: all or
+        none are confirmed. Records deleted per ack, in order.
+
+        Committed without its own fsync (the next durable commit carries it to disk): a confirm
+        lost to a power cut only brings the batch back, the uplink sends it again and the cloud
+        acks it as a duplicate; nothing is lost or counted twice. Its fsync was half the cost of
+        an ack on paho's thread."""
         if not acks:
             return []
         out: list[int] = []
         logged = 0
-        with self._tx() as c:
+        with self._tx(durable=False) as c:
             now = self._clock()
             for bseq, status, stored, dup, rej in acks:
                 n = c.execute("DELETE FROM records WHERE batch_id = ?", (bseq,)).rowcount
