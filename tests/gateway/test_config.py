@@ -25,3 +25,11 @@ def test_minimal_and_errors(tmp_path: Path) -> None:
     for raw in bad:
         with pytest.raises(gconfig.ConfigError):
             gconfig.parse(raw, tmp_path)
+
+
+def test_example_config_parses() -> None:
+    # The file the install notes copy: it must stay loadable as the config grows.
+    cfg = gconfig.load(Path(__file__).resolve().parents[2] / "gateway" / "gateway.example.toml")
+    assert cfg.spool_path.name == "spool.sqlite"
+    assert cfg.spool.max_records == 1_000_000 and len(cfg.devices) == 1
+    assert cfg.cloud_public_key is None and not cfg.mqtt.tls_ca
