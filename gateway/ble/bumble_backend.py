@@ -38,6 +38,7 @@ from gateway.ble.host import BumbleHost, address_str, parse_address
 log = logging.getLogger(__name__)
 
 WANT_MTU = 247
+DISCONNECT_GUARD_S = 5.0
 _AD_UUID_TYPES = {0x02: 2, 0x03: 2, 0x04: 4, 0x05: 4, 0x06: 16, 0x07: 16}
 _AD_SERVICE_DATA = {0x16: 2, 0x20: 4, 0x21: 16}
 _BASE_UUID_TAIL = "-0000-1000-8000-00805f9b34fb"
@@ -173,6 +174,10 @@ class BumbleClient(BaseBleakClient):
         timeout = float(kwargs.get("timeout", self._timeout))
         host = await BumbleHost.shared(self._spec)
         connection = await host.connect(self._peer_address, timeout)
+        if host.device.connections.get(connection.handle) is not connection:
+            # The link ended before this task resumed (the controller's Connection Complete
+            # and Disconnection Complete came in one read), so no listener saw it end.
+            raise BleakError(f"{self.address} disconnected while connecting")
         self._connection, self._closing = connection, False
         connection.on(connection.EVENT_DISCONNECTION, self._on_disconnection)
         try:
@@ -199,9 +204,12 @@ class BumbleClient(BaseBleakClient):
             return
         self._closing = True
         try:
-            await connection.disconnect()
+            # Bounded: bumble waits for Disconnection Complete without a timeout.
+            await asyncio.wait_for(connection.disconnect(), DISCONNECT_GUARD_S)
         except (core.BaseBumbleError, hci.HCI_Error) as e:
             log.debug("disconnect of %s: %r", self.address, e)
+        except TimeoutError:
+            log.warning("controller did not confirm the disconnect of %s", self.address)
         finally:
             self._connection = self._peer = None
 

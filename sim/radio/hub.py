@@ -21,9 +21,11 @@ import asyncio
 import logging
 import signal
 import threading
+from dataclasses import dataclass
 
-from bumble.link import LocalLink
+from bumble.hci import Address
 
+from sim.radio.controller import HubLink
 from sim.radio.device_port import DeviceSession
 from sim.radio.hci_port import HciSession
 
@@ -31,11 +33,21 @@ log = logging.getLogger(__name__)
 HOST = "127.0.0.1"
 
 
+@dataclass(frozen=True)
+class ControllerView:
+    """One controller on the air as seen at one moment (for tests and diagnostics)."""
+
+    name: str  # hciN for an HCI port session, devN for a device port session
+    address: str
+    pending: str | None  # peer of a pending LE connect
+    links: frozenset[str]  # peers it holds an LE link with
+
+
 class Air:
     """The listeners and the shared link; lives on one event loop."""
 
     def __init__(self) -> None:
-        self.link = LocalLink()
+        self.link = HubLink()
         self.servers: list[asyncio.Server] = []
         self.sessions: set[DeviceSession] = set()
         self.hci_sessions: set[HciSession] = set()
@@ -65,6 +77,16 @@ class Air:
             self.sessions.discard(session)
             if task is not None:
                 self.handlers.discard(task)
+
+    def view(self) -> list[ControllerView]:
+        def s(a: Address) -> str:
+            return a.to_string(with_type_qualifier=False)
+
+        return sorted((ControllerView(c.name, s(c.random_address),
+                                      None if c.pending_le_connection is None
+                                      else s(c.pending_le_connection.peer_address),
+                                      frozenset(s(a) for a in c.le_connections))
+                       for c in self.link.controllers), key=lambda v: v.name)
 
     async def close(self) -> None:
         for server in self.servers:
@@ -134,6 +156,18 @@ class RadioHub:
         if failure:
             raise failure[0]
         return self
+
+    def air(self, timeout: float = 10.0) -> list[ControllerView]:
+        """The controllers on the air now, taken on the hub's loop (so after everything it
+        had queued before this call)."""
+        if self._loop is None or self._air is None:
+            raise RuntimeError("radio hub not started")
+        air = self._air
+
+        async def take() -> list[ControllerView]:
+            return air.view()
+
+        return asyncio.run_coroutine_threadsafe(take(), self._loop).result(timeout)
 
     def stop(self) -> None:
         if self._loop is not None and self._stopped is not None and self._thread is not None:
