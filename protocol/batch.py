@@ -16,6 +16,7 @@ import cbor2
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from protocol.errors import ReasonError
 from protocol.record import RECORD_LEN
 
 ENVELOPE_VERSION = 1
@@ -41,13 +42,8 @@ def status_topic(gateway_hex: str) -> str:
 BATCH_SUBSCRIPTION = f"{TOPIC_ROOT}/+/batch"
 
 
-class BatchError(ValueError):
+class BatchError(ReasonError):
     """A batch that cannot be accepted; `reason` is a stable code for quarantine."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)

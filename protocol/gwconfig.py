@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from protocol import devconfig
 from protocol.batch import TOPIC_ROOT
+from protocol.errors import ReasonError
 from protocol.keys import ID_LEN
 
 ENVELOPE_VERSION = 1
@@ -61,13 +62,8 @@ def report_topic(gateway_hex: str) -> str:
 REPORT_SUBSCRIPTION = f"{TOPIC_ROOT}/+/report"
 
 
-class GwConfigError(ValueError):
+class GwConfigError(ReasonError):
     """A config or report that cannot be accepted; `reason` is a stable code for logs and reports."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)

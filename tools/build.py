@@ -17,7 +17,7 @@ from tools import boards
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCH = "xtensawin"  # ESP32, ESP32-S3
-HOST_ONLY = {"batch.py", "gwconfig.py", "health.py"}  # protocol modules the device never imports
+HOST_ONLY = {"batch.py", "errors.py", "gwconfig.py", "health.py"}  # protocol modules the device never imports
 
 
 @dataclass(frozen=True)
