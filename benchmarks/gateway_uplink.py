@@ -69,11 +69,14 @@ def make_records(n: int, devices: int = 10) -> list[tuple[bytes, list[bytes]]]:
     return out
 
 
-def start_acker(broker: Broker, keys: dict[bytes, Ed25519PrivateKey]) -> subprocess.Popen[str]:
-    """sim/cloud_acker.py in its own process: the cloud is another machine, not our GIL."""
+def start_acker(broker: Broker, keys: dict[bytes, Ed25519PrivateKey],
+                store_resends: bool = False) -> subprocess.Popen[str]:
+    """sim/cloud_acker.py in its own process: the cloud is another machine, not our GIL.
+    `store_resends`: the same batches are replayed (rounds, raw and gateway) and commit each time."""
     raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
     spec = [f"{gw.hex()}:{k.public_key().public_bytes(*raw).hex()}" for gw, k in keys.items()]
     args = [sys.executable, "-m", "sim.cloud_acker", "--port", str(broker.port), "--exit-on-eof"]
+    args += ["--store-resends"] if store_resends else []
     for s in spec:
         args += ["--key", s]
     p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -293,7 +296,7 @@ def _measure(work: Path, events: int, rounds: int, per_batch: int, window: int, 
     out: list[Round] = []
     prof_text = ""
     with Broker(work / "broker", {"cloud": "cloud-pw", GW_HEX: GW_PW}) as broker:
-        acker = start_acker(broker, {GW_ID: key})
+        acker = start_acker(broker, {GW_ID: key}, store_resends=True)
         try:
             for i in range(rounds):
                 spool = sealed_spool(work / f"spool-{i}.sqlite", key, recs, per_batch)

@@ -26,9 +26,10 @@ from gateway.uplink import Uplink
 from protocol import batch as pbatch
 from protocol import gwconfig
 from sim.broker import Broker
+from sim.cloud_acker import CloudAcker
 from tests.conftest import GATEWAY_ID as A_ID
-from tests.gateway.cloud_acker import CloudAcker, wait_for
 from tests.gateway.helpers import DEV_A, GW_ID, recs
+from tests.wait import wait_for
 
 B_ID = "b1b2b3b4b5b6b7b8"
 PASSWORDS = {"cloud": "cloud-pw", A_ID: "gw-pw", B_ID: "gw2-pw"}
@@ -166,7 +167,7 @@ def test_uplink_of_b_claiming_to_be_a_gets_nothing_through(broker: Broker, tmp_p
     spool.add_records(DEV_A, recs(DEV_A, range(1, 31)))
     while spool.seal_batch(10):
         pass
-    acker = CloudAcker(broker, key.public_key())
+    acker = CloudAcker(broker.host, broker.port, key.public_key()).start()
     cfg = MqttConfig(host=broker.host, port=broker.port, username=B_ID, password="gw2-pw", keepalive=5)
     up = Uplink(cfg, A_ID, spool)
     up.start()
@@ -178,7 +179,7 @@ def test_uplink_of_b_claiming_to_be_a_gets_nothing_through(broker: Broker, tmp_p
         try:
             body = pbatch.Batch(GW_ID, 1, 0, [(DEV_A, recs(DEV_A, [99])[0])])
             assert not sentinel.publish(pbatch.batch_topic(A_ID), pbatch.sign(body, key)).is_failure
-            wait_for(lambda: acker.deliveries >= 1, what="the real A's batch at the cloud")
+            wait_for(lambda: acker.stats.deliveries >= 1, what="the real A's batch at the cloud")
             assert acker.delivery_log == [(GW_ID, 1)]
         finally:
             sentinel.close()

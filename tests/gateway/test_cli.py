@@ -23,8 +23,8 @@ from gateway.spool import Spool
 from sim.broker import Broker
 from sim.process import stop_process
 from tests.conftest import GATEWAY_ID
-from tests.gateway.cloud_acker import wait_for
 from tests.gateway.helpers import DEV_A, GW_ID, recs
+from tests.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "deploy" / "systemd" / "mcode-gateway.service"

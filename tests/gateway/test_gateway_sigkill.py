@@ -3,8 +3,9 @@ publishes, restarted each time; every record the devices logged reaches the clou
 
 Everything is real: `mcode gateway run` as a process, bleak on the bumble radio hub, devices
 running the firmware in MicroPython (their taps made by phones over the radio), Mosquitto with
-auth and ACLs. The cloud is a stand-in (CloudRecorder) that verifies batch signatures and
-record MACs, "commits" each record once by (device, epoch, seq), then acks, like cloud/ingest.
+auth and ACLs. The cloud is a stand-in (CloudRecorder, on sim/cloud_acker.py) that verifies batch
+signatures and record MACs, "commits" each record once by (device, epoch, seq), then acks, like
+cloud/ingest.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import queue
 import random
 import signal
 import subprocess
@@ -23,10 +23,8 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway import config as gconfig
 from gateway.spool import Spool
@@ -34,12 +32,13 @@ from protocol import batch as pbatch
 from protocol import keys, record
 from protocol.hmac256 import HmacKey
 from sim.broker import Broker
+from sim.cloud_acker import CloudAcker
 from sim.phone import Phone
 from sim.process import stop_process
 from sim.radio import RadioHub
 from tests.conftest import GATEWAY_ID
-from tests.gateway.cloud_acker import wait_for
 from tests.vdev import WAIT, Dev, in_own_loop, wait_advertising
+from tests.wait import wait_for
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -50,9 +49,9 @@ GW = bytes.fromhex(GATEWAY_ID)
 Key = tuple[str, int, int]  # device hex, epoch, seq
 
 
-class CloudRecorder:
-    """Subscribes to the gateway's batches as user `cloud`; verifies, stores each record once
-    (the "commit"), then acks with the counts, as the real ingest does.
+class CloudRecorder(CloudAcker):
+    """sim/cloud_acker.py's stand-in that also verifies record MACs and "commits" each record once
+    by (device, epoch, seq), as cloud/ingest does, then acks with the counts.
 
     Acks go out `ack_delay_s` after the commit, like a busy cloud: a kill then often falls
     between the cloud's commit and the gateway's confirm, the window where a gateway that
@@ -60,79 +59,39 @@ class CloudRecorder:
 
     def __init__(self, broker: Broker, public_key: Ed25519PublicKey, rec_keys: dict[bytes, HmacKey],
                  ack_delay_s: float = 1.0) -> None:
-        self.public_key = public_key
+        super().__init__(broker.host, broker.port, public_key, client_id="sigkill-cloud",
+                         ack_delay_s=ack_delay_s)
         self.rec_keys = rec_keys
-        self.ack_delay_s = ack_delay_s
-        self._acks: queue.Queue[tuple[float, bytes] | None] = queue.Queue()
-        self._acker = threading.Thread(target=self._send_acks, name="cloud-acks", daemon=True)
-        self._acker.start()
-        self.lock = threading.Lock()
         self.stored: dict[Key, tuple[bytes, int]] = {}  # key -> (raw, bseq it was first stored from)
         self.commits: Counter[Key] = Counter()  # must stay at 1 per key
-        self.deliveries = 0
         self.dup_records = 0  # records delivered again after their commit (resends)
         self.respooled: list[tuple[Key, int, int]] = []  # a record in two different batches
-        self.bad: list[str] = []
-        self.acks = 0
-        self.ready = threading.Event()
-        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="sigkill-cloud", protocol=mqtt.MQTTv5)
-        self.c.username_pw_set("cloud", "cloud-pw")
-        self.c.on_connect = lambda cl, ud, fl, rc, pr: cl.subscribe(pbatch.batch_topic(GATEWAY_ID), qos=1)
-        self.c.on_subscribe = lambda *a: self.ready.set()
-        self.c.on_message = self._on_message
-        self.c.connect(broker.host, broker.port)
-        self.c.loop_start()
-        assert self.ready.wait(WAIT), "cloud stand-in did not subscribe"
+        self.bad: list[str] = []  # records whose MAC does not verify
 
-    def _on_message(self, cl: mqtt.Client, ud: object, msg: mqtt.MQTTMessage) -> None:
-        try:
-            body, sig, b = pbatch.open_envelope(bytes(msg.payload))
-        except pbatch.BatchError as e:
-            self.bad.append(f"envelope: {e}")
-            return
-        if not pbatch.verify(body, sig, self.public_key):
-            self.bad.append(f"signature of batch {b.bseq}")
-            return
+    def commit(self, b: pbatch.Batch) -> tuple[int, int]:
         new = dup = 0
-        with self.lock:
-            self.deliveries += 1
-            for dev, raw in b.records:
-                key_ = self.rec_keys.get(dev)
-                if key_ is None or not record.verify(key_, dev, raw):
-                    self.bad.append(f"record MAC in batch {b.bseq}")
-                    continue
-                f = record.unpack(raw)
-                k = (dev.hex(), f[3], f[4])
-                if k in self.stored:
-                    dup += 1
-                    first_bseq = self.stored[k][1]
-                    if first_bseq != b.bseq:
-                        self.respooled.append((k, first_bseq, b.bseq))
-                    continue
-                self.stored[k] = (raw, b.bseq)
-                self.commits[k] += 1
-                new += 1
-            self.dup_records += dup
-            self.acks += 1
-        # Ack only after the commit above, as the cloud does.
-        self._acks.put((time.monotonic() + self.ack_delay_s,
-                        pbatch.encode_ack(b.bseq, pbatch.ACK_STORED, stored=new, duplicates=dup)))
-
-    def _send_acks(self) -> None:
-        while (item := self._acks.get()) is not None:
-            due, payload = item
-            time.sleep(max(0.0, due - time.monotonic()))
-            self.c.publish(pbatch.ack_topic(GATEWAY_ID), payload, qos=1)
+        for dev, raw in b.records:
+            key_ = self.rec_keys.get(dev)
+            if key_ is None or not record.verify(key_, dev, raw):
+                self.bad.append(f"record MAC in batch {b.bseq}")
+                continue
+            f = record.unpack(raw)
+            k = (dev.hex(), f[3], f[4])
+            if k in self.stored:
+                dup += 1
+                first_bseq = self.stored[k][1]
+                if first_bseq != b.bseq:
+                    self.respooled.append((k, first_bseq, b.bseq))
+                continue
+            self.stored[k] = (raw, b.bseq)
+            self.commits[k] += 1
+            new += 1
+        self.dup_records += dup
+        return new, dup
 
     def keys(self) -> set[Key]:
         with self.lock:
             return set(self.stored)
-
-    def stop(self) -> None:
-        self._acks.put(None)
-        self._acker.join(10)
-        self.c.disconnect()
-        self.c.loop_stop()
 
 
 class Producer:
@@ -231,7 +190,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_counts_nothing_twice(
     cfg_path = _config(tmp_path, broker, spec, devs)
     cfg = gconfig.load(cfg_path)
     cloud = CloudRecorder(broker, cfg.load_private_key().public_key(),
-                          {d.device_id: d.rec_key for d in devs})
+                          {d.device_id: d.rec_key for d in devs}).start(WAIT)
     producers = [Producer(spec, d) for d in devs]
     produced: dict[Key, bytes] = {}
     proc: subprocess.Popen[bytes] | None = None
@@ -287,9 +246,9 @@ def test_sigkill_at_random_moments_loses_nothing_and_counts_nothing_twice(
     slow = [t for pr in producers for t in pr.trace if t[1] > 5 or t[2] != "ok"]
     print(f"\nsigkill torture: {len(kills)} kills (delay s, records at cloud): {kills}; "
           f"{len(produced)} records on flash ({len(receipts)} tap receipts, {failed} taps "
-          f"failed: {slow[:5]}), {cloud.deliveries} batch deliveries, {cloud.dup_records} records resent "
-          f"after their commit")
-    assert cloud.bad == []
+          f"failed: {slow[:5]}), {cloud.stats.deliveries} batch deliveries, {cloud.dup_records} records "
+          f"resent after their commit")
+    assert cloud.bad == [] and (cloud.stats.malformed, cloud.stats.bad_signatures) == (0, 0)
     assert len(kills) >= 10
     assert len(receipts) >= 20, "too few taps to say anything"
     # Nothing lost: every seq of every device, 1 to its head, is at the cloud (the device's seqs

@@ -28,7 +28,7 @@ from protocol import gwconfig as pg
 from sim.broker import Broker
 from tests.cloud.conftest import World, provision_world
 from tests.conftest import GATEWAY_ID
-from tests.gateway.cloud_acker import wait_for
+from tests.wait import wait_for
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -19,10 +19,11 @@ from gateway.cli import app
 from gateway.service import Gateway
 from protocol import keys
 from sim.broker import Broker
+from sim.cloud_acker import CloudAcker
 from tests.conftest import GATEWAY_ID
-from tests.gateway.cloud_acker import CloudAcker, wait_for
 from tests.gateway.fake_device import DEVICE_KEY, FakeBle, FakeDevice
 from tests.gateway.helpers import DEV_A, DEV_B, GW_ID
+from tests.wait import wait_for
 
 
 def _write_config(tmp_path: Path, broker: Broker) -> Path:
@@ -67,7 +68,7 @@ def test_gateway_end_to_end_with_fake_displays(tmp_path: Path, broker: Broker) -
     a = FakeDevice(DEV_A, GW_ID, n_records=40, mtu=120)
     b = FakeDevice(DEV_B, GW_ID, n_records=7)
     ble = FakeBle({"AA:00": a, "BB:00": b})
-    acker = CloudAcker(broker, cfg.load_private_key().public_key())
+    acker = CloudAcker(broker.host, broker.port, cfg.load_private_key().public_key()).start()
     gw = Gateway(cfg, ble=ble)
     loop_done = threading.Event()
     loop: list[asyncio.AbstractEventLoop] = []
@@ -196,8 +197,8 @@ def test_full_spool_leaves_records_on_the_device_until_the_cloud_confirms(tmp_pa
     assert cfg.spool.max_records == 10
     a = FakeDevice(DEV_A, GW_ID, n_records=25)
     silent = [True]
-    acker = CloudAcker(broker, cfg.load_private_key().public_key(),
-                       decide=lambda b: None if silent[0] else "stored")
+    acker = CloudAcker(broker.host, broker.port, cfg.load_private_key().public_key(),
+                       decide=lambda b: None if silent[0] else "stored").start()
     gw = Gateway(cfg, ble=FakeBle({"AA:00": a}))
     t, loop = _run_in_thread(gw)
     try:

@@ -15,9 +15,10 @@ from gateway.uplink import Uplink
 from protocol import batch as pbatch
 from protocol import health
 from sim.broker import Broker
+from sim.cloud_acker import CloudAcker, observe_status
 from tests.conftest import GATEWAY_ID
-from tests.gateway.cloud_acker import CloudAcker, observe_status, wait_for
 from tests.gateway.helpers import DEV_A, DEV_B, GW_ID, recs
+from tests.wait import wait_for
 
 
 @pytest.fixture
@@ -49,22 +50,22 @@ def _fill(spool: Spool, dev: bytes, seqs: range, per_batch: int) -> set[tuple[by
 def test_deleted_only_after_cloud_ack(broker: Broker, spool: Spool, key: Ed25519PrivateKey) -> None:
     expected = _fill(spool, DEV_A, range(1, 51), 10)
     # A cloud that receives but never commits: PUBACKs happen, acks do not.
-    silent = CloudAcker(broker, key.public_key(), decide=lambda b: None)
+    silent = CloudAcker(broker.host, broker.port, key.public_key(), decide=lambda b: None).start()
     up = _uplink(broker, spool, republish_after_s=0.3)
     up.start()
     try:
         assert up.wait_ready(10)
         bseqs = {p.bseq for p in spool.pending_batches()}
         # every batch reached the cloud (so was PUBACKed by the broker), most of them more than once
-        wait_for(lambda: up.pump() >= 0 and silent.delivered == bseqs and silent.deliveries >= 15,
+        wait_for(lambda: up.pump() >= 0 and silent.delivered == bseqs and silent.stats.deliveries >= 15,
                  what="batches delivered, and resent, to a cloud that does not ack")
         assert {p.bseq for p in spool.pending_batches()} == bseqs
         assert spool.counts().records == 50
         silent.stop()
-        acker = CloudAcker(broker, key.public_key())
+        acker = CloudAcker(broker.host, broker.port, key.public_key()).start()
         wait_for(lambda: up.pump() >= 0 and not spool.pending_batches(), what="all batches confirmed")
         assert acker.records == expected
-        assert acker.bad_signatures == 0
+        assert acker.stats.bad_signatures == 0
         assert spool.counts().records == 0
         assert up.stats.confirmed == 5
         acker.stop()
@@ -82,7 +83,7 @@ def test_republish_after_timeout(broker: Broker, spool: Spool, key: Ed25519Priva
         seen.add(bseq)
         return None
 
-    acker = CloudAcker(broker, key.public_key(), decide=first_dropped)
+    acker = CloudAcker(broker.host, broker.port, key.public_key(), decide=first_dropped).start()
     up = _uplink(broker, spool, republish_after_s=0.3)
     up.start()
     try:
@@ -96,7 +97,8 @@ def test_republish_after_timeout(broker: Broker, spool: Spool, key: Ed25519Priva
 
 def test_quarantined_ack_clears(broker: Broker, spool: Spool, key: Ed25519PrivateKey) -> None:
     _fill(spool, DEV_A, range(1, 21), 10)
-    acker = CloudAcker(broker, key.public_key(), decide=lambda b: pbatch.ACK_QUARANTINED)
+    acker = CloudAcker(broker.host, broker.port, key.public_key(),
+                       decide=lambda b: pbatch.ACK_QUARANTINED).start()
     up = _uplink(broker, spool)
     up.start()
     try:
@@ -111,7 +113,7 @@ def test_quarantined_ack_clears(broker: Broker, spool: Spool, key: Ed25519Privat
 
 def test_unknown_ack_status_keeps_batch(broker: Broker, spool: Spool, key: Ed25519PrivateKey) -> None:
     _fill(spool, DEV_A, range(1, 11), 10)
-    acker = CloudAcker(broker, key.public_key(), decide=lambda b: "retry-later")
+    acker = CloudAcker(broker.host, broker.port, key.public_key(), decide=lambda b: "retry-later").start()
     up = _uplink(broker, spool)
     up.start()
     try:
@@ -124,7 +126,7 @@ def test_unknown_ack_status_keeps_batch(broker: Broker, spool: Spool, key: Ed255
 
 def test_broker_restart_mid_stream_loses_nothing(broker: Broker, spool: Spool,
                                                  key: Ed25519PrivateKey) -> None:
-    acker = CloudAcker(broker, key.public_key())
+    acker = CloudAcker(broker.host, broker.port, key.public_key()).start()
     up = _uplink(broker, spool, republish_after_s=5.0, max_inflight=8)
     up.start()
     expected: set[tuple[bytes, bytes]] = set()
@@ -160,7 +162,7 @@ def test_broker_restart_mid_stream_loses_nothing(broker: Broker, spool: Spool,
         wait_for(lambda: up.pump() >= 0 and spool.counts().records == 0, timeout=60,
                  what="everything confirmed after the restart")
         assert acker.records == expected
-        assert acker.bad_signatures == 0
+        assert acker.stats.bad_signatures == 0
         assert not spool.pending_batches()
     finally:
         stop.set()
@@ -174,7 +176,7 @@ def test_status_online_with_health_then_offline(broker: Broker, spool: Spool,
     _fill(spool, DEV_A, range(1, 31), 10)
     last_bseq = max(p.bseq for p in spool.pending_batches())
     obs, got = observe_status(broker)
-    acker = CloudAcker(broker, key.public_key())
+    acker = CloudAcker(broker.host, broker.port, key.public_key()).start()
     up = _uplink(broker, spool, status_interval_s=0.2)
     up.start()
     try:

@@ -26,9 +26,10 @@ from gateway.spool import Spool
 from gateway.uplink import Uplink
 from protocol import health
 from sim.broker import Broker
+from sim.cloud_acker import CloudAcker, observe_status
 from tests.conftest import GATEWAY_ID
-from tests.gateway.cloud_acker import CloudAcker, observe_status, wait_for
 from tests.gateway.helpers import GW_ID, recs
+from tests.wait import wait_for
 
 OUTAGE_S = 60.0  # what the issue asks for: keep it
 DEVICES = [bytes([0x30 + i]) * 8 for i in range(6)]
@@ -110,7 +111,7 @@ def gw_cfg(tmp_path: Path, broker: Broker) -> GatewayConfig:
 @pytest.mark.timeout(600)
 def test_broker_down_60s_while_devices_keep_producing(broker: Broker, gw_cfg: GatewayConfig) -> None:
     key = gw_cfg.load_private_key()
-    acker = CloudAcker(broker, key.public_key(), client_id="cloud-ingest")
+    acker = CloudAcker(broker.host, broker.port, key.public_key(), client_id="cloud-ingest").start()
     obs, status = observe_status(broker)
     running = RunningGateway(gw_cfg)
     gw, up = running.gw, running.gw.uplink
@@ -136,7 +137,7 @@ def test_broker_down_60s_while_devices_keep_producing(broker: Broker, gw_cfg: Ga
         wait_for(lambda: gw.spool.counts().records == 0, timeout=180, what="the spool drains")
         t_drain = time.monotonic() - t_back
         expected = producer.expected
-        assert acker.records == expected and acker.bad_signatures == 0
+        assert acker.records == expected and acker.stats.bad_signatures == 0
         assert len(acker.log) == len(expected) and acker.twice() == []  # none twice
         # in device order: each device's seqs in the order the cloud committed them
         assert acker.seqs_by_device() == producer.produced
@@ -180,7 +181,7 @@ def test_sigkill_after_puback_the_gateway_resends(lazy_broker: Broker, tmp_path:
     broker = lazy_broker
     key = Ed25519PrivateKey.generate()
     spool = Spool(tmp_path / "spool.db", GW_ID, key)
-    acker = CloudAcker(broker, key.public_key(), client_id="cloud-ingest")
+    acker = CloudAcker(broker.host, broker.port, key.public_key(), client_id="cloud-ingest").start()
     broker.stop()  # SIGTERM: the cloud's session and subscription are now saved
     broker.start()
     wait_for(lambda: len(acker.session_present) == 2 and acker.ready.is_set(), what="cloud back")
@@ -197,12 +198,12 @@ def test_sigkill_after_puback_the_gateway_resends(lazy_broker: Broker, tmp_path:
         published_before = up.stats.published
         assert up.stats.confirmed == 0 and {p.bseq for p in spool.pending_batches()} == bseqs
         broker.start()
-        acker.connect()
+        acker.start()
         assert acker.session_present[-1]  # the cloud's session came back from the last save ...
         wait_for(lambda: not spool.pending_batches(), timeout=120, what="resent and confirmed")
         # ... but not the batches PUBACKed after it: each reached the cloud once, by the resend
-        assert acker.deliveries == up.stats.published - published_before == len(bseqs)
-        assert acker.duplicates == 0 and up.stats.republished == len(bseqs)
+        assert acker.stats.deliveries == up.stats.published - published_before == len(bseqs)
+        assert acker.stats.duplicates == 0 and up.stats.republished == len(bseqs)
         assert acker.records == expected and acker.twice() == []
         assert {b for _, b in acker.committed} == bseqs
         assert {c.bseq for c in spool.confirmed_batches()} == bseqs
@@ -222,7 +223,7 @@ def test_sigkill_after_puback_the_gateway_resends(lazy_broker: Broker, tmp_path:
         assert acker.records == expected and acker.twice() == []
         assert len(acker.log) == len(expected)
         assert {b for _, b in acker.committed} == bseqs | more
-        print(f"\nsecond kill: {acker.duplicates} duplicate deliveries acked without storing; "
+        print(f"\nsecond kill: {acker.stats.duplicates} duplicate deliveries acked without storing; "
               f"uplink {up.stats}")
     finally:
         up.stop()

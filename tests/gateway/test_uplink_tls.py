@@ -19,9 +19,10 @@ from gateway.spool import Spool
 from gateway.uplink import Uplink
 from sim.broker import Broker, BrokerTls
 from sim.certs import Ca, CertFiles, make_ca
+from sim.cloud_acker import CloudAcker
 from tests.conftest import GATEWAY_ID
-from tests.gateway.cloud_acker import CloudAcker, wait_for
 from tests.gateway.helpers import DEV_A, GW_ID, recs
+from tests.wait import wait_for
 
 USERS = {"cloud": "cloud-pw", GATEWAY_ID: "gw-pw"}
 
@@ -67,7 +68,8 @@ def _uplink(broker: Broker, spool: Spool, **tls: str) -> Uplink:
 def test_gateway_publishes_over_tls(tls_broker: Broker, spool: Spool, key: Ed25519PrivateKey,
                                     ca: Ca) -> None:
     expected = {(DEV_A, r) for r in recs(DEV_A, range(1, 41))}
-    acker = CloudAcker(tls_broker, key.public_key())  # the cloud on the loopback plain listener
+    # the cloud on the loopback plain listener
+    acker = CloudAcker(tls_broker.host, tls_broker.port, key.public_key()).start()
     up = _uplink(tls_broker, spool, tls_ca=str(ca.pem))
     up.start()
     try:
@@ -84,7 +86,7 @@ def _refused(up: Uplink, spool: Spool, acker: CloudAcker) -> None:
     try:
         wait_for(lambda: up.stats.connect_failures >= 2, what="TLS refusals")
         assert up.stats.connects == 0 and not up.connected
-        assert len(spool.pending_batches()) == 4 and acker.deliveries == 0
+        assert len(spool.pending_batches()) == 4 and acker.stats.deliveries == 0
     finally:
         up.stop()
 
@@ -92,7 +94,7 @@ def _refused(up: Uplink, spool: Spool, acker: CloudAcker) -> None:
 def test_wrong_ca_is_refused(tls_broker: Broker, spool: Spool, key: Ed25519PrivateKey,
                              tmp_path: Path) -> None:
     other = make_ca(tmp_path / "other-ca", "someone else's CA")
-    acker = CloudAcker(tls_broker, key.public_key())
+    acker = CloudAcker(tls_broker.host, tls_broker.port, key.public_key()).start()
     try:
         _refused(_uplink(tls_broker, spool, tls_ca=str(other.pem)), spool, acker)
         c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
@@ -107,7 +109,7 @@ def test_wrong_ca_is_refused(tls_broker: Broker, spool: Spool, key: Ed25519Priva
 def test_certificate_for_another_host_is_refused(tmp_path: Path, ca: Ca, spool: Spool,
                                                  key: Ed25519PrivateKey) -> None:
     b = _broker(tmp_path, ca, ca.issue(tmp_path / "server", "elsewhere", ip="10.9.9.9"))
-    acker = CloudAcker(b, key.public_key())
+    acker = CloudAcker(b.host, b.port, key.public_key()).start()
     try:
         _refused(_uplink(b, spool, tls_ca=str(ca.pem)), spool, acker)
         c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
@@ -123,7 +125,7 @@ def test_client_certificate_when_the_broker_requires_one(tmp_path: Path, ca: Ca,
                                                          key: Ed25519PrivateKey) -> None:
     b = _broker(tmp_path, ca, ca.issue(tmp_path / "server", "mosquitto", ip="127.0.0.1"),
                 require_client_cert=True)
-    acker = CloudAcker(b, key.public_key())
+    acker = CloudAcker(b.host, b.port, key.public_key()).start()
     try:
         _refused(_uplink(b, spool, tls_ca=str(ca.pem)), spool, acker)  # no client certificate
         mine = ca.issue(tmp_path / "gw", GATEWAY_ID, client=True)
