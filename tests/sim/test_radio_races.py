@@ -14,12 +14,15 @@ from collections.abc import Callable
 import pytest
 from bleak.exc import BleakError
 from bumble import hci
-from bumble.device import Peer
+from bumble.device import Connection, Device, Peer
+from bumble.host import Host
+from bumble.transport.common import AsyncPipeSink
 from conftest import Devices
 
 from gateway.ble.factory import ble_session, make_client
 from gateway.ble.host import BumbleHost, parse_address
 from sim.radio import RadioHub
+from sim.radio.controller import HubController, HubLink
 from sim.radio.hub import ControllerView
 
 A = "C0:11:22:33:44:21"
@@ -116,5 +119,57 @@ def test_disconnect_of_an_unknown_handle_is_refused(hub: RadioHub) -> None:
             assert refused.value.error_code == hci.HCI_ErrorCode.UNKNOWN_CONNECTION_IDENTIFIER_ERROR
         finally:
             await host.aclose()
+
+    asyncio.run(main())
+
+
+
+async def linked_pair(link: HubLink) -> tuple[HubController, HubController, Connection]:
+    """Two bumble hosts on one loop, the central linked to the advertising peripheral."""
+    controllers, hosts = [], []
+    for name, address in (("central", "C0:11:22:33:44:31"), ("peripheral", A)):
+        controller = HubController(name, link=link)
+        device = Device(name=name, address=hci.Address(address),
+                        host=Host(controller, AsyncPipeSink(controller)))
+        await device.power_on()
+        controllers.append(controller)
+        hosts.append(device)
+    await hosts[1].start_advertising()
+    return controllers[0], controllers[1], await hosts[0].connect(hci.Address(A))
+
+
+def test_link_to_a_peer_that_left_without_a_word_ends_by_supervision_timeout() -> None:
+    """A peer that leaves the air without a terminate (out of range, or its end of the link
+    was never made): bumble dropped the central's ATT request and let it wait 30 s. Now the
+    link ends as a real one does, by supervision timeout (0x08)."""
+
+    async def main() -> None:
+        link = HubLink()
+        async with asyncio.timeout(WAIT):
+            central, peripheral, connection = await linked_pair(link)
+            lost: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            connection.on(connection.EVENT_DISCONNECTION, lost.set_result)
+            link.remove_controller(peripheral)  # gone, nobody told
+            request = asyncio.create_task(Peer(connection).request_mtu(247))
+            assert await lost == hci.HCI_ErrorCode.CONNECTION_TIMEOUT_ERROR
+            await asyncio.wait([request])
+            assert request.cancelled()  # bumble ends a pending request when its link ends
+            assert not central.le_connections
+
+    asyncio.run(main())
+
+
+def test_disconnect_from_a_peer_that_left_without_a_word_completes() -> None:
+    """Same, but the central hangs up first: bumble's controller raised "Unable to find
+    controller for address" inside the Disconnect handler, so the link stayed and the
+    host's disconnect() never returned."""
+
+    async def main() -> None:
+        link = HubLink()
+        async with asyncio.timeout(WAIT):
+            central, peripheral, connection = await linked_pair(link)
+            link.remove_controller(peripheral)
+            await connection.disconnect()
+            assert not central.le_connections
 
     asyncio.run(main())
