@@ -107,7 +107,10 @@ def measure(taps: int, seconds: float, heap: int = HEAP,
     if line is None:
         raise RuntimeError(out[-2000:])
     f = {k: int(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
-    return {"board": board, "taps": done, "tap_retries": len(retries), "first_retry": retries[:1],
+    # What the device said went wrong (e.g. "control failed: out of memory"), counted.
+    errors = [ln for ln in out.splitlines() if "failed" in ln or "Error" in ln]
+    return {"board": board, "device_errors": len(errors), "first_device_errors": errors[:3],
+            "taps": done, "tap_retries": len(retries), "first_retry": retries[:1],
             "records_spooled": spool.counts().records, "device_head_seq": f["head"],
             "heap_limit": heap, "interpreter_base": f["base"], "live_peak": f["live_peak"],
             "live_end": f["live_end"], "alloc_peak_between_collects": f["peak"],
