@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from bleak import BleakClient
 
-from gateway.ble.factory import ble_session, make_client
+from gateway.ble.factory import make_client
 from protocol import command, gatt, keys, record, rotation
 from protocol.hmac256 import HmacKey
 from sim.radio import RadioHub
+from tests.ble import run
 from tests.vdev import WAIT, Dev, in_own_loop, tap, wait_advertising
 
 pytestmark = pytest.mark.timeout(90)
@@ -70,14 +71,6 @@ async def shown(d: Dev, code: str) -> None:
     async with asyncio.timeout(WAIT):
         while d.vd.shown_code() != code:
             await asyncio.sleep(0.05)
-
-
-def run(coro: Any) -> None:
-    async def main() -> None:
-        async with ble_session():
-            await coro
-
-    asyncio.run(main())
 
 
 def test_advertising_info_and_a_phone_tap(hub: RadioHub, dev: Dev) -> None:

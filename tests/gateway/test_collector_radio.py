@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 
 from gateway import config as gwconfig
-from gateway.ble.factory import ble_session, make_client
+from gateway.ble.factory import make_client
 from gateway.collector import Collector
 from gateway.session import PullResult, SessionError
 from gateway.spool import Spool
 from protocol import gatt, keys, record
 from sim.radio import RadioHub
+from tests.ble import run
 from tests.vdev import WAIT, Dev, tap, wait_advertising
 
 pytestmark = pytest.mark.timeout(120)
@@ -113,14 +114,6 @@ def rig3(hub: RadioHub, tmp_path: Path) -> Iterator[Rig]:
     r = Rig(hub, tmp_path, 3, outsider_like=0).start()
     yield r
     r.stop()
-
-
-def run(coro: Any) -> None:
-    async def main() -> None:
-        async with ble_session():
-            await coro
-
-    asyncio.run(main())
 
 
 def test_sweeps_spool_every_record_once_and_ack_after_commit(rig3: Rig) -> None:

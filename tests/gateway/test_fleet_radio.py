@@ -27,20 +27,20 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from gateway import config as gwconfig
 from gateway import schedule
-from gateway.ble.factory import ble_session, discover
+from gateway.ble.factory import discover
 from gateway.cli import app
 from gateway.collector import Collector
 from gateway.session import PullResult, SessionError
 from gateway.spool import DEVICE_FIELDS, Spool
 from protocol import gatt, keys, record
 from sim.radio import RadioHub
+from tests.ble import run
 from tests.vdev import Dev, tap
 
 pytestmark = pytest.mark.timeout(600)
@@ -163,14 +163,6 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
             yield f.start()
         finally:
             f.stop()
-
-
-def run(coro: Any) -> None:
-    async def main() -> None:
-        async with ble_session():
-            await coro
-
-    asyncio.run(main())
 
 
 def test_thirty_devices_fair_bounded_prioritised_and_in_time(fleet: Fleet) -> None:

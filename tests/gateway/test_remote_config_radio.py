@@ -11,13 +11,11 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway import config as gwconfig
-from gateway.ble.factory import ble_session
 from gateway.collector import Collector
 from gateway.remote_config import RemoteConfig
 from gateway.session import PullResult
@@ -27,6 +25,7 @@ from protocol import gwconfig as pg
 from protocol.gwconfig import DeviceEntry, DeviceResult, GwConfig
 from protocol.hmac256 import HmacKey
 from sim.radio import RadioHub
+from tests.ble import run
 from tests.vdev import WAIT, Dev, wait_advertising
 
 pytestmark = pytest.mark.timeout(180)
@@ -103,14 +102,6 @@ def rig(hub: RadioHub, tmp_path: Path) -> Iterator[Rig]:
     r.bad.start()
     yield r
     r.stop()
-
-
-def run(coro: Any) -> None:
-    async def main() -> None:
-        async with ble_session():
-            await coro
-
-    asyncio.run(main())
 
 
 def test_gateway_delivers_config_writes_and_reports_each_outcome(rig: Rig) -> None:

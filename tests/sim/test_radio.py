@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from conftest import ROOT, Devices
 
 from gateway.ble.factory import ble_session, make_client, make_scanner
 from protocol import gatt
+from tests.ble import run
 
 OTHER_SERVICE = "0000feed-0000-1000-8000-00805f9b34fb"
 A = "C0:11:22:33:44:01"
@@ -28,14 +29,6 @@ INFO_VALUE = bytes(range(200))
 WAIT = 20.0  # bound on waiting for an event, so a failure fails instead of hanging
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def run(coro: Coroutine[Any, Any, None]) -> None:
-    async def main() -> None:
-        async with ble_session():
-            await coro
-
-    asyncio.run(main())
 
 
 async def scan_until(spec: str, want: Callable[[dict[str, tuple[BLEDevice, AdvertisementData]]], bool],
