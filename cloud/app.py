@@ -19,6 +19,7 @@ from cloud.admin_api import router as admin_router
 from cloud.db import make_engine, make_session_factory
 from cloud.deps import SF, MerchantDep, clock, settings
 from cloud.errors import ApiError
+from cloud.rules_api import router as rules_router
 from cloud.settings import Settings
 
 log = logging.getLogger("mcode.cloud.api")
@@ -69,6 +70,7 @@ def create_app(settings_: Settings, engine: Engine | None = None,
     app.state.clock = clock_
     _install_error_handlers(app)
     app.include_router(admin_router)
+    app.include_router(rules_router)
 
     @app.get("/healthz")
     def healthz(sf: SF) -> dict[str, str]:

@@ -233,3 +233,10 @@ SYBIL_DOC_ARGS: tuple[int, int, tuple[int, ...], tuple[tuple[str, Params], ...]]
     400_000, 3, (0, 1, 2, 3),
     ((RED_BALLOON_RULE, {}), (FIXED_LEVELS, {"levels_bp": DEFAULT_LEVELS_BP}),
      (GEOMETRIC, {"a": DEFAULT_A, "b": DEFAULT_B})))
+
+
+def params_from_options(levels_bp: str | None = None, a: str | None = None,
+                        b: str | None = None) -> dict[str, Any]:
+    """Rule params from the preview's CLI options or query parameters: only those given."""
+    given = {"levels_bp": levels_bp, "a": a, "b": b}
+    return {k: v for k, v in given.items() if v is not None}

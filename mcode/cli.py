@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cloud.cli import app as cloud_app
+from cloud.rules_cli import app as rules_app
 from gateway.cli import app as gateway_app
 from tools.cli import app as tools_app
 
@@ -15,6 +16,7 @@ app = typer.Typer(help="mcode: rotating M-codes, BLE gateway, reward cloud.", no
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(cloud_app, name="cloud")
 app.add_typer(tools_app, name="tools")
+app.add_typer(rules_app, name="rules")
 
 
 @app.command()

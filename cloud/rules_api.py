@@ -1,0 +1,36 @@
+"""GET /rules/preview: a reward rule's split for a pool and chain depth, before publishing it.
+It reads no tenant data; it needs a merchant API key because cloud/ has no rate limiter for public
+endpoints yet."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from cloud import rules
+from cloud.deps import MerchantDep
+from cloud.errors import bad_request
+
+router = APIRouter(tags=["rules"])
+
+
+@router.get("/rules/preview")
+def preview(_merchant: MerchantDep,
+            rule: Annotated[str, Query(description=f"one of {', '.join(rules.RULE_NAMES)}")],
+            pool: Annotated[int, Query(description="reward pool in minor units")],
+            depth: Annotated[int, Query(description="sharers in the chain")],
+            levels_bp: Annotated[str | None, Query(description="fixed-levels: e.g. 1000,200,100")] = None,
+            a: Annotated[str | None, Query(description="geometric: e.g. 0.3")] = None,
+            b: Annotated[str | None, Query(description="geometric: 0 < b < 1")] = None,
+            cap: Annotated[int | None, Query(description="budget cap, minor units")] = None,
+            ) -> dict[str, Any]:
+    """payouts (closest participant to the shopper first), remainder, remainder_to, rule, params."""
+    try:
+        rules.canonical(rule)
+    except ValueError as e:
+        raise bad_request("unknown_rule", str(e), "未知的酬众规则") from None
+    try:
+        return rules.preview(rule, pool, depth, rules.params_from_options(levels_bp, a, b), cap)
+    except ValueError as e:
+        raise bad_request("bad_rule_params", str(e), f"规则参数无效：{e}") from None
