@@ -16,11 +16,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud import codes, merchant_page, orders, stats
 from cloud.admin_api import router as admin_router
-from cloud.db import make_engine, make_session_factory
+from cloud.db import SessionFactory, make_engine, make_session_factory
 from cloud.deps import SF, MerchantDep, clock, settings
 from cloud.errors import ApiError
+from cloud.ratelimit import RateLimited, RateLimits, limit_client
 from cloud.rules_api import router as rules_router
 from cloud.settings import Settings
+from protocol.rotation import split_code
 
 log = logging.getLogger("mcode.cloud.api")
 
@@ -41,7 +43,8 @@ def _error(status: int, code: str, message: str, message_zh: str = "") -> JSONRe
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_r: Request, e: ApiError) -> JSONResponse:
-        return JSONResponse(e.body(), status_code=e.status)
+        headers = {"Retry-After": str(e.retry_after)} if isinstance(e, RateLimited) else None
+        return JSONResponse(e.body(), status_code=e.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_r: Request, e: RequestValidationError) -> JSONResponse:
@@ -60,6 +63,26 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal_error", "internal error", "内部错误")
 
 
+def _resolve_limited(limits: RateLimits, sf: SessionFactory, code: str, visitor: str | None,
+                     now: float) -> dict[str, Any]:
+    """codes.resolve, charging the campaign's bucket for a wrong guess (unknown or expired suffix);
+    anything else gets its token back."""
+    parts = split_code(code) if code.isascii() else None
+    if parts is None:
+        return codes.resolve(sf, code, visitor, now)  # malformed: names no campaign
+    base = parts[0]
+    limits.check_campaign(base)
+    wrong_guess = False
+    try:
+        return codes.resolve(sf, code, visitor, now)
+    except ApiError as e:
+        wrong_guess = e.status in (404, 410)
+        raise
+    finally:
+        if not wrong_guess:
+            limits.campaign.give_back(base)
+
+
 def create_app(settings_: Settings, engine: Engine | None = None,
                clock_: Callable[[], float] = time.time) -> FastAPI:
     """The API on `engine` (or one made from settings.db_url); `clock_` gives unix seconds."""
@@ -68,6 +91,7 @@ def create_app(settings_: Settings, engine: Engine | None = None,
     app.state.engine = engine if engine is not None else make_engine(settings_.db_url)
     app.state.session_factory = make_session_factory(app.state.engine)
     app.state.clock = clock_
+    app.state.rate_limits = RateLimits(settings_, clock_)
     _install_error_handlers(app)
     app.include_router(admin_router)
     app.include_router(rules_router)
@@ -78,16 +102,17 @@ def create_app(settings_: Settings, engine: Engine | None = None,
             s.execute(text("SELECT 1"))
         return {"status": "ok"}
 
-    @app.get("/r/{code}")
+    @app.get("/r/{code}", dependencies=[Depends(limit_client)])
     def resolve(code: str, request: Request, sf: SF, now: Annotated[Callable[[], float], Depends(clock)],
                 st: Annotated[Settings, Depends(settings)]) -> JSONResponse:
-        entry = codes.resolve(sf, code, request.cookies.get(VISITOR_COOKIE), now())
+        entry = _resolve_limited(request.app.state.rate_limits, sf, code,
+                                 request.cookies.get(VISITOR_COOKIE), now())
         resp = JSONResponse(entry)
         resp.set_cookie(VISITOR_COOKIE, entry["visitor"], max_age=VISITOR_MAX_AGE_S, httponly=True,
                         samesite="lax", secure=st.cookie_secure)
         return resp
 
-    @app.post("/entries/{entry_id}/share", status_code=201)
+    @app.post("/entries/{entry_id}/share", status_code=201, dependencies=[Depends(limit_client)])
     def share(entry_id: str, sf: SF) -> dict[str, Any]:
         return codes.share(sf, entry_id)
 

@@ -21,6 +21,13 @@ class Settings:
     cookie_secure: bool = False  # set True behind HTTPS
     # Ed25519 key that signs gateway configs (PEM); made on first use, kept out of git (*.key).
     signing_key: str = "mcode-cloud-signing.key"
+    # Keyless endpoints (GET /r/{code}, POST /entries/{id}/share): requests per client address,
+    # and failed code guesses per campaign (docs/cloud.md, "Rate limits"). burst 0 = no limit.
+    rate_client_per_s: float = 10.0
+    rate_client_burst: int = 200
+    rate_campaign_fail_per_s: float = 0.1
+    rate_campaign_fail_burst: int = 20
+    rate_max_keys: int = 100_000  # buckets kept per limit; idle (refilled) ones are dropped first
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -41,4 +48,9 @@ class Settings:
             http_port=int(get("HTTP_PORT", str(d.http_port))),
             cookie_secure=get("COOKIE_SECURE", "0").lower() in ("1", "true", "yes"),
             signing_key=get("SIGNING_KEY", d.signing_key),
+            rate_client_per_s=float(get("RATE_CLIENT_PER_S", str(d.rate_client_per_s))),
+            rate_client_burst=int(get("RATE_CLIENT_BURST", str(d.rate_client_burst))),
+            rate_campaign_fail_per_s=float(get("RATE_CAMPAIGN_FAIL_PER_S", str(d.rate_campaign_fail_per_s))),
+            rate_campaign_fail_burst=int(get("RATE_CAMPAIGN_FAIL_BURST", str(d.rate_campaign_fail_burst))),
+            rate_max_keys=int(get("RATE_MAX_KEYS", str(d.rate_max_keys))),
         )
