@@ -1,6 +1,6 @@
 """GET /rules/preview: a reward rule's split for a pool and chain depth, before publishing it.
-It reads no tenant data; it needs a merchant API key because cloud/ has no rate limiter for public
-endpoints yet."""
+It reads no tenant data; it asks for a merchant API key, as a merchant tool (a keyless, rate-limited
+variant could use cloud/ratelimit.py like /r/{code})."""
 
 from __future__ import annotations
 
