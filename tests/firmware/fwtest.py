@@ -65,6 +65,16 @@ def advance(clock, s):
     clock._sec += s
 
 
+class RecDisplay:
+    """A panel that records what it was asked to show."""
+
+    def __init__(self):
+        self.shows = []
+
+    def show(self, code, label, status):
+        self.shows.append((code, label, status))
+
+
 class FakeRadio:
     """The device's radio interface, recording every notification."""
 

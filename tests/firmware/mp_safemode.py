@@ -22,14 +22,6 @@ CKEY = HmacKey(keys.config_key(T.KEY))
 LABEL = T.CFG["label"]
 
 
-class RecDisplay:
-    def __init__(self):
-        self.shows = []
-
-    def show(self, code, label, status):
-        self.shows.append((code, label, status))
-
-
 class Boom:
     def show(self, code, label, status):
         raise AssertionError("safe mode drew on the panel")
@@ -113,7 +105,7 @@ def test_crash_exits_nonzero_and_three_failed_boots_mean_safe_mode():
 
         # Back in normal mode with the new config.
         radio = T.FakeRadio("")
-        disp = RecDisplay()
+        disp = T.RecDisplay()
         dev, _ = main.boot("", radio=radio, display=disp)
         assert not dev.safe and _status(radio) == 0 and bootstate.state("") == (1, 0, 0)
         assert dev.cfg.label == "Overlay v3" and dev.cfg.version == 3

@@ -25,14 +25,6 @@ NO_GATEWAY_S = 3600  # device.py: no READ or ACK this long and the no-gateway ma
 LABEL = T.CFG["label"]
 
 
-class RecDisplay:
-    def __init__(self):
-        self.shows = []
-
-    def show(self, code, label, status):
-        self.shows.append((code, label, status))
-
-
 def _ctl(dev, fr, conn=2):
     return command.unpack_reply(asyncio.run(dev.on_control(conn, fr)))
 
@@ -67,7 +59,7 @@ def test_clock_state_in_info_and_on_screen():
     root = T.flashdir()
     try:
         radio = T.FakeRadio(root)
-        disp = RecDisplay()
+        disp = T.RecDisplay()
         dev = Device(config.load(root), root, radio, disp)
 
         def clock_mark():
@@ -101,7 +93,7 @@ def test_status_marks_redrawn_only_when_they_change():
     root = T.flashdir()
     try:
         radio = T.FakeRadio(root)
-        disp = RecDisplay()
+        disp = T.RecDisplay()
         bat = [None]
         dev = Device(config.load(root), root, radio, disp, battery=(lambda: bat[0], 3550))
         _time(dev, 1, T0)

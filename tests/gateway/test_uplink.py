@@ -22,11 +22,6 @@ from tests.wait import wait_for
 
 
 @pytest.fixture
-def key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
 def spool(tmp_path: Path, key: Ed25519PrivateKey) -> Iterator[Spool]:
     s = Spool(tmp_path / "spool.db", GW_ID, key)
     yield s

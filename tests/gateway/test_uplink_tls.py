@@ -45,11 +45,6 @@ def tls_broker(tmp_path: Path, ca: Ca) -> Iterator[Broker]:
 
 
 @pytest.fixture
-def key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
 def spool(tmp_path: Path, key: Ed25519PrivateKey) -> Iterator[Spool]:
     s = Spool(tmp_path / "spool.db", GW_ID, key)
     s.add_records(DEV_A, recs(DEV_A, range(1, 41)))
