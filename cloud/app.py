@@ -7,32 +7,27 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel
 from sqlalchemy import Engine, text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cloud import codes, merchant_page, orders, stats
+from cloud import codes, merchant_page, stats
 from cloud.admin_api import router as admin_router
+from cloud.codes import VISITOR_COOKIE
 from cloud.db import SessionFactory, make_engine, make_session_factory
 from cloud.deps import SF, MerchantDep, clock, settings
 from cloud.errors import ApiError
 from cloud.ratelimit import RateLimited, RateLimits, limit_client
 from cloud.rules_api import router as rules_router
 from cloud.settings import Settings
+from cloud.tenant_api import router as tenant_router
 from protocol.rotation import split_code
 
 log = logging.getLogger("mcode.cloud.api")
 
-VISITOR_COOKIE = "mcode_visitor"
 VISITOR_MAX_AGE_S = 365 * 24 * 3600
-
-
-class OrderIn(BaseModel):
-    entry_id: str
-    amount_minor: int
 
 
 def _error(status: int, code: str, message: str, message_zh: str = "") -> JSONResponse:
@@ -95,6 +90,7 @@ def create_app(settings_: Settings, engine: Engine | None = None,
     _install_error_handlers(app)
     app.include_router(admin_router)
     app.include_router(rules_router)
+    app.include_router(tenant_router)
 
     @app.get("/healthz")
     def healthz(sf: SF) -> dict[str, str]:
@@ -115,14 +111,6 @@ def create_app(settings_: Settings, engine: Engine | None = None,
     @app.post("/entries/{entry_id}/share", status_code=201, dependencies=[Depends(limit_client)])
     def share(entry_id: str, sf: SF) -> dict[str, Any]:
         return codes.share(sf, entry_id)
-
-    @app.post("/orders", status_code=201)
-    def place_order(body: OrderIn, sf: SF, merchant: MerchantDep,
-                    idempotency_key: Annotated[str, Header()] = "") -> JSONResponse:
-        answer, replayed = orders.place_order(sf, merchant.id, idempotency_key, body.entry_id,
-                                              body.amount_minor)
-        return JSONResponse(answer, status_code=201,
-                            headers={"Idempotent-Replayed": "true" if replayed else "false"})
 
     @app.get("/merchant", response_class=HTMLResponse)
     def merchant_html(sf: SF, merchant: MerchantDep) -> HTMLResponse:

@@ -17,6 +17,7 @@ from cloud.provision import SHARE_CODE_DIGITS
 from protocol.keys import rotation_key
 from protocol.rotation import Rotor, locate, split_code, window
 
+VISITOR_COOKIE = "mcode_visitor"
 _VISITOR = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 SHARE_CODE_TRIES = 20
 
@@ -54,11 +55,22 @@ def match_window(device_key: bytes, slot: int, slots: int, digits: int, r: int, 
     return None
 
 
+def _not_running(code: str, c: Campaign, now_ms_: int) -> ApiError | None:
+    if c.starts_at_ms is not None and now_ms_ < c.starts_at_ms:
+        return ApiError(410, "campaign_not_started", f"the campaign of {code[:40]} has not started yet",
+                        f"{code[:40]} 所属的活动尚未开始")
+    if c.ends_at_ms is not None and now_ms_ >= c.ends_at_ms:
+        return ApiError(410, "campaign_ended", f"the campaign of {code[:40]} has ended",
+                        f"{code[:40]} 所属的活动已结束")
+    return None
+
+
 def _entry_dict(e: Entry, c: Campaign) -> dict[str, Any]:
     return {"entry_id": e.id, "visitor": e.visitor, "campaign": c.id, "base_code": c.base_code,
-            "device_id": e.device_id, "window": e.window, "code": e.code,
-            "via": "display" if e.device_id else "share",
-            "landing": {"zh": c.label_zh, "en": c.label_en}}
+            "device_id": e.device_id, "root_device_id": e.root_device_id, "depth": e.depth,
+            "window": e.window, "code": e.code, "via": "display" if e.device_id else "share",
+            "landing": {"zh": c.label_zh, "en": c.label_en},
+            "landing_text": {"zh": c.landing_zh, "en": c.landing_en}}
 
 
 def resolve(sf: SessionFactory, code: str, visitor: str | None, now: float) -> dict[str, Any]:
@@ -70,9 +82,12 @@ def resolve(sf: SessionFactory, code: str, visitor: str | None, now: float) -> d
     base, suffix = parts
     visitor = visitor if visitor and valid_visitor(visitor) else new_visitor()
     with sf.begin() as s:
-        c = s.scalar(select(Campaign).where(Campaign.base_code == base))
+        c = s.scalar(select(Campaign).where(Campaign.base_code == base, Campaign.released_at_ms.is_(None)))
         if c is None:
             raise _unknown(code)
+        stopped = _not_running(code, c, int(now * 1000))
+        if stopped is not None:
+            raise stopped
         if len(suffix) == c.digits:
             loc = locate(int(suffix), c.slots, c.digits)
             if loc is None:
@@ -85,14 +100,20 @@ def resolve(sf: SessionFactory, code: str, visitor: str | None, now: float) -> d
             if w is None:
                 raise _expired(code)
             e = Entry(id=secrets.token_hex(16), campaign_id=c.id, code=f"{base}-{suffix}", device_id=d.id,
-                      window=w, parent_participant_id=None, visitor=visitor, created_at_ms=now_ms())
+                      window=w, parent_participant_id=None, root_device_id=d.id, depth=0, visitor=visitor,
+                      created_at_ms=now_ms())
         elif len(suffix) == SHARE_CODE_DIGITS:
             p = s.scalar(select(Participant).where(Participant.campaign_id == c.id,
                                                    Participant.share_code == suffix))
             if p is None:
                 raise _unknown(code)
+            parent = s.get(Entry, p.entry_id)
+            assert parent is not None  # participants.entry_id is a foreign key
+            # The new entry points at a participant that exists already, and participants are only
+            # made from entries that exist already: every chain ends at a display, with no cycle.
             e = Entry(id=secrets.token_hex(16), campaign_id=c.id, code=f"{base}-{suffix}", device_id=None,
-                      window=None, parent_participant_id=p.id, visitor=visitor, created_at_ms=now_ms())
+                      window=None, parent_participant_id=p.id, root_device_id=parent.root_device_id,
+                      depth=parent.depth + 1, visitor=visitor, created_at_ms=now_ms())
         else:
             raise _malformed(code)
         s.add(e)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -26,25 +27,63 @@ class Base(DeclarativeBase):
 
 
 class Merchant(Base):
+    """A tenant: everything a merchant key can see hangs off one of these."""
     __tablename__ = "merchants"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200))
-    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the key
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ApiKey(Base):
+    """An API key with one role (cloud/auth.py). Only the SHA-256 of the key is stored; keys are
+    256-bit random tokens, so a plain hash is enough. Every role but admin belongs to one merchant."""
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # admin | merchant | technician | gateway
+    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"), nullable=True, index=True)
+    gateway_id: Mapped[str | None] = mapped_column(String(16), nullable=True)  # role gateway only
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    revoked_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Location(Base):
+    """A shop or a spot in it where displays hang."""
+    __tablename__ = "locations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(400), default="")
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
 class Campaign(Base):
+    """A rented base code and what it pays. The base code is unique among rented (not released)
+    campaigns only, so a released code can be rented again."""
     __tablename__ = "campaigns"
+    __table_args__ = (Index("uq_campaigns_rented_base", "base_code", unique=True,
+                            sqlite_where=text("released_at_ms IS NULL"),
+                            postgresql_where=text("released_at_ms IS NULL")),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
-    base_code: Mapped[str] = mapped_column(String(16), unique=True)
+    base_code: Mapped[str] = mapped_column(String(16))
     slots: Mapped[int] = mapped_column(Integer)
     digits: Mapped[int] = mapped_column(Integer)
     period_s: Mapped[int] = mapped_column(Integer)
     pool_minor: Mapped[int] = mapped_column(BigInteger)  # reward pool per order, minor units
     rule: Mapped[str] = mapped_column(String(32))
+    rule_params_json: Mapped[str] = mapped_column(Text, default="{}")  # rules.normalized_params
+    budget_minor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # None: no cap
+    spent_minor: Mapped[int] = mapped_column(BigInteger, default=0)  # paid to sharers, net of refunds
+    hold_s: Mapped[int] = mapped_column(Integer, default=14 * 24 * 3600)  # payouts due after this
+    starts_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    ends_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    released_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     label_zh: Mapped[str] = mapped_column(String(200))
     label_en: Mapped[str] = mapped_column(String(200))
+    landing_zh: Mapped[str] = mapped_column(Text, default="")
+    landing_en: Mapped[str] = mapped_column(Text, default="")
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -56,7 +95,9 @@ class Device(Base):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
     slot: Mapped[int] = mapped_column(Integer)
     label: Mapped[str] = mapped_column(String(200), default="")
-    location: Mapped[str] = mapped_column(String(200), default="")
+    location: Mapped[str] = mapped_column(String(200), default="")  # free text, as on the label
+    location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"), nullable=True, index=True)
+    board: Mapped[str] = mapped_column(String(64), default="")  # hardware/ board profile name
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -130,6 +171,10 @@ class Entry(Base):
     window: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     parent_participant_id: Mapped[int | None] = mapped_column(
         ForeignKey("participants.id", use_alter=True), nullable=True, index=True)
+    # the display at the root of the share chain (copied down at each share) and how many sharers
+    # stand between it and this shopper
+    root_device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"), nullable=True)
+    depth: Mapped[int] = mapped_column(Integer, default=0)
     visitor: Mapped[str] = mapped_column(String(64), index=True)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
 
@@ -142,7 +187,20 @@ class Participant(Base):
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"))
     entry_id: Mapped[str] = mapped_column(ForeignKey("entries.id"), unique=True)
     share_code: Mapped[str] = mapped_column(String(6))
-    visitor: Mapped[str] = mapped_column(String(64))
+    visitor: Mapped[str] = mapped_column(String(64), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("sharer_accounts.id"), nullable=True,
+                                                   index=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class SharerAccount(Base):
+    """A sharer's account as the merchant verified it (a member number, a phone number): only its
+    SHA-256 is kept. Participants linked to one account are one node of a share chain."""
+    __tablename__ = "sharer_accounts"
+    __table_args__ = (UniqueConstraint("merchant_id", "ref_hash", name="uq_sharer_account"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    ref_hash: Mapped[str] = mapped_column(String(64))
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -158,19 +216,62 @@ class Order(Base):
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     pool_minor: Mapped[int] = mapped_column(BigInteger)
     rule: Mapped[str] = mapped_column(String(32))
+    rule_params_json: Mapped[str] = mapped_column(Text, default="{}")
+    chain_json: Mapped[str] = mapped_column(Text, default="[]")  # the chain as the rule saw it: proof
     response_json: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="placed")  # placed | refunded
+    refund_json: Mapped[str] = mapped_column(Text, default="")
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    refunded_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Payout(Base):
     """One part of an order's pool: level 1.. for participants (closest to the shopper first);
-    participant NULL and level 0 for the charity account."""
+    participant NULL and level 0 for the remainder, whose payee is charity or merchant."""
     __tablename__ = "payouts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
-    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"), nullable=True)
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"), nullable=True,
+                                                       index=True)
     level: Mapped[int] = mapped_column(Integer)
+    payee: Mapped[str] = mapped_column(String(16), default="participant")  # | charity | merchant
     amount_minor: Mapped[int] = mapped_column(BigInteger)
+
+
+class LedgerAccount(Base):
+    """A double-entry account (cloud/ledger.py). `ref` names it uniquely: campaign_budget:<campaign>,
+    sharer:<participant>, charity:<merchant>, merchant:<merchant>."""
+    __tablename__ = "ledger_accounts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ref: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), nullable=True)
+    participant_id: Mapped[int | None] = mapped_column(ForeignKey("participants.id"), nullable=True,
+                                                       index=True)
+
+
+class LedgerTxn(Base):
+    """One balanced transaction: its entries sum to zero. One per (order, kind)."""
+    __tablename__ = "ledger_txns"
+    __table_args__ = (UniqueConstraint("order_id", "kind", name="uq_ledger_txn_order_kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))  # order | refund
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class LedgerEntry(Base):
+    """A signed amount on one account: credits positive, debits negative."""
+    __tablename__ = "ledger_entries"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    txn_id: Mapped[int] = mapped_column(ForeignKey("ledger_txns.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"), index=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    due_at_ms: Mapped[int] = mapped_column(BigInteger)  # held until then
 
 
 class GatewayConfigRow(Base):

@@ -110,7 +110,7 @@ def test_share_chain_depth_3_red_balloon(client: TestClient, world: World, clock
     r = order(client, key, "order-1", d["entry_id"])
     assert r.status_code == 201, r.text
     ans = r.json()
-    assert ans["pool_minor"] == 1000 and ans["rule"] == "red_balloon"
+    assert ans["pool_minor"] == 1000 and ans["rule"] == "red-balloon"
     assert [p["amount_minor"] for p in ans["payouts"]] == [500, 250, 125]
     assert ans["charity_minor"] == 125
     # closest to the shopper first: C, then B, then A
