@@ -103,8 +103,10 @@ def require(p: Principal | None, *roles: str) -> Principal:
 
 
 def tenant(p: Principal, merchant_id: int | None = None) -> int:
-    """The tenant `p` acts on: its own; an admin must name one."""
+    """The tenant `p` acts on: its own (naming another is refused); an admin must name one."""
     if p.merchant_id is not None:
+        if merchant_id is not None and merchant_id != p.merchant_id:
+            raise forbidden("a key acts only on its own merchant", "密钥只能操作其所属商户")
         return p.merchant_id
     if merchant_id is None:
         raise bad_request("merchant_required", "an admin key must say which merchant (merchant_id)",

@@ -138,6 +138,10 @@ def update(sf: SessionFactory, p: Principal, campaign_id: int, changes: dict[str
             f["rule"] = c.rule
         merged = {"starts_at_ms": c.starts_at_ms, "ends_at_ms": c.ends_at_ms, **f}
         _check(merged)
+        if f.get("budget_minor") is not None and f["budget_minor"] < c.spent_minor:
+            raise conflict("budget_below_spent",
+                           f"{c.spent_minor} is already paid out; the budget cannot be less",
+                           f"已支付 {c.spent_minor}，预算不能低于此数")
         f.update({k: merged[k] for k in ("rule", "rule_params_json") if k in merged})
         f.pop("rule_params", None)
         for k, v in f.items():

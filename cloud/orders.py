@@ -53,8 +53,9 @@ def _unknown_entry() -> ApiError:
 
 
 def place_order(sf: SessionFactory, merchant_id: int, idempotency_key: str, entry_id: str,
-                amount_minor: int) -> tuple[dict[str, Any], bool]:
-    """(answer, replayed). The merchant must own the entry's campaign."""
+                amount_minor: int, at_ms: int | None = None) -> tuple[dict[str, Any], bool]:
+    """(answer, replayed). The merchant must own the entry's campaign. `at_ms` is the booking time
+    (the API's clock; now by default): payouts fall due at at_ms + the campaign's hold."""
     if not 1 <= len(idempotency_key) <= 200:
         raise bad_request("bad_idempotency_key", "Idempotency-Key header of 1 to 200 characters is required",
                           "须提供 1 至 200 个字符的 Idempotency-Key 请求头")
@@ -77,7 +78,8 @@ def place_order(sf: SessionFactory, merchant_id: int, idempotency_key: str, entr
             prior = _replay(s, merchant_id, idempotency_key, req_hash)
             if prior is not None:
                 return prior, True
-            return _book(s, merchant_id, idempotency_key, req_hash, entry_id, amount_minor), False
+            t = now_ms() if at_ms is None else at_ms
+            return _book(s, merchant_id, idempotency_key, req_hash, entry_id, amount_minor, t), False
     except IntegrityError:
         # A concurrent request with the same key committed first: answer as it did.
         with sf() as s:
@@ -88,7 +90,7 @@ def place_order(sf: SessionFactory, merchant_id: int, idempotency_key: str, entr
 
 
 def _book(s: Session, merchant_id: int, key: str, req_hash: str, entry_id: str,
-          amount_minor: int) -> dict[str, Any]:
+          amount_minor: int, t: int) -> dict[str, Any]:
     e = s.get(Entry, entry_id)
     assert e is not None
     c = s.get(Campaign, e.campaign_id)
@@ -98,7 +100,6 @@ def _book(s: Session, merchant_id: int, key: str, req_hash: str, entry_id: str,
     params = json.loads(c.rule_params_json or "{}")
     cap = None if c.budget_minor is None else max(0, c.budget_minor - c.spent_minor)
     parts = split(c.rule, c.pool_minor, len(nodes), params, budget_cap_minor=cap)
-    t = now_ms()
     due = t + c.hold_s * 1000
     chain_json = [n.as_json(c.base_code) for n in nodes]
     o = Order(merchant_id=merchant_id, idempotency_key=key, request_hash=req_hash, campaign_id=c.id,
@@ -134,7 +135,8 @@ def _book(s: Session, merchant_id: int, key: str, req_hash: str, entry_id: str,
     return answer
 
 
-def refund(sf: SessionFactory, p: Principal, order_id: int) -> tuple[dict[str, Any], bool]:
+def refund(sf: SessionFactory, p: Principal, order_id: int,
+           at_ms: int | None = None) -> tuple[dict[str, Any], bool]:
     """(answer, replayed): reverse every payout of the order in the ledger and give its share of
     the budget back. The order stays, marked refunded."""
     with sf() as s:
@@ -153,7 +155,7 @@ def refund(sf: SessionFactory, p: Principal, order_id: int) -> tuple[dict[str, A
         c = s.get(Campaign, campaign_id)
         assert c is not None
         s.refresh(c)
-        t = now_ms()
+        t = now_ms() if at_ms is None else at_ms
         ledger.reverse(s, o, t)
         paid = sum(s.scalars(select(Payout.amount_minor).where(Payout.order_id == o.id,
                                                                Payout.payee == "participant")))

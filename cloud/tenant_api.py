@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from cloud import auth, campaigns, chain, ledger, orders, provision, sharers
 from cloud.auth import Principal
@@ -20,11 +20,16 @@ from cloud.ratelimit import limit_client
 from cloud.rules import RED_BALLOON_RULE
 
 router = APIRouter()
+
+
+class Strict(BaseModel):
+    """Unknown fields are an error, not silently dropped (a typo must not look like a change)."""
+    model_config = ConfigDict(extra="forbid")
 Now = Annotated[Callable[[], float], Depends(clock)]
 AdminTenant = Annotated[int | None, Query(description="the tenant, for admin keys only")]
 
 
-class CampaignIn(BaseModel):
+class CampaignIn(Strict):
     merchant_id: int | None = Field(None, description="admin keys only: the tenant")
     base_code: str
     slots: int
@@ -43,7 +48,7 @@ class CampaignIn(BaseModel):
     landing_en: str = ""
 
 
-class CampaignPatch(BaseModel):
+class CampaignPatch(Strict):
     pool_minor: int | None = None
     rule: str | None = None
     rule_params: dict[str, Any] | None = None
@@ -57,13 +62,13 @@ class CampaignPatch(BaseModel):
     landing_en: str | None = None
 
 
-class LocationIn(BaseModel):
+class LocationIn(Strict):
     merchant_id: int | None = None
     name: str
     address: str = ""
 
 
-class DeviceIn(BaseModel):
+class DeviceIn(Strict):
     campaign_id: int
     slot: int | None = None
     label: str = ""
@@ -73,19 +78,19 @@ class DeviceIn(BaseModel):
     device_id: str | None = None
 
 
-class KeyIn(BaseModel):
+class KeyIn(Strict):
     merchant_id: int | None = None
     role: str = Field(description="merchant, technician or gateway")
     label: str = ""
     gateway_id: str | None = None
 
 
-class OrderIn(BaseModel):
+class OrderIn(Strict):
     entry_id: str
     amount_minor: int
 
 
-class AccountIn(BaseModel):
+class AccountIn(Strict):
     account_ref: str = Field(description="the merchant's verified reference: member number, phone")
 
 
@@ -163,6 +168,8 @@ def list_gateways(sf: SF, p: Merchantish, merchant_id: AdminTenant = None) -> di
 def gateway_devices(sf: SF, p: GatewayKey,
                     gateway_id: Annotated[str | None, Query()] = None) -> dict[str, Any]:
     """A gateway key gets its own gateway's command keys (admins name the gateway)."""
+    if p.gateway_id is not None and gateway_id not in (None, p.gateway_id):
+        raise auth.forbidden("a gateway key reads only its own gateway", "网关密钥只能读取自己的网关")
     gw = p.gateway_id or gateway_id
     if gw is None:
         raise not_found("unknown_gateway", "name a gateway", "请指定网关")
@@ -190,11 +197,12 @@ def revoke_key(key_id: int, sf: SF, p: Merchantish) -> dict[str, Any]:
 # orders and chains -------------------------------------------------------------------------------
 
 @router.post("/orders", status_code=201, tags=["orders"])
-def place_order(body: OrderIn, sf: SF, p: Merchantish,
+def place_order(body: OrderIn, sf: SF, p: Merchantish, now: Now,
                 idempotency_key: Annotated[str, Header()] = "") -> JSONResponse:
     """Records a sale; a repeat with the same Idempotency-Key returns the first answer."""
     answer, replayed = orders.place_order(sf, auth.tenant(p, _entry_tenant(sf, p, body.entry_id)),
-                                          idempotency_key, body.entry_id, body.amount_minor)
+                                          idempotency_key, body.entry_id, body.amount_minor,
+                                          int(now() * 1000))
     return JSONResponse(answer, status_code=201,
                         headers={"Idempotent-Replayed": "true" if replayed else "false"})
 
@@ -217,8 +225,8 @@ def get_order(order_id: int, sf: SF, p: Merchantish) -> dict[str, Any]:
 
 
 @router.post("/orders/{order_id}/refund", tags=["orders"])
-def refund_order(order_id: int, sf: SF, p: Merchantish) -> JSONResponse:
-    answer, replayed = orders.refund(sf, p, order_id)
+def refund_order(order_id: int, sf: SF, p: Merchantish, now: Now) -> JSONResponse:
+    answer, replayed = orders.refund(sf, p, order_id, int(now() * 1000))
     return JSONResponse(answer, headers={"Idempotent-Replayed": "true" if replayed else "false"})
 
 

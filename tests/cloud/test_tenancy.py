@@ -1,0 +1,156 @@
+"""Tenant isolation: merchant A's keys, walked over every endpoint of the OpenAPI document, against
+merchant B's objects. Each answer is 403 or 404, and lists never show B's objects. A new endpoint
+without a case here fails the walk, so the walk stays complete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cloud import auth
+from cloud.db import SessionFactory
+from protocol.rotation import window
+from tests.cloud.conftest import ADMIN_KEY, Clock, World, provision_world
+from tests.cloud.test_resolve_orders import PERIOD, code_at, enter, share
+
+GW_B = "00000000000000b2"
+
+
+@dataclass
+class Tenant:
+    world: World
+    keys: dict[str, str]  # role -> api key
+    ids: dict[str, Any]
+
+
+def _tenant(client: TestClient, sf: SessionFactory, clock: Clock, base: str, name: str, gw: str) -> Tenant:
+    w = provision_world(sf, base=base, name=name, gateway_id=gw)
+    mid = w.merchant["merchant_id"]
+    keys = {auth.MERCHANT: w.merchant["api_key"],
+            auth.TECHNICIAN: str(auth.issue_key(sf, auth.TECHNICIAN, mid)["api_key"]),
+            auth.GATEWAY: str(auth.issue_key(sf, auth.GATEWAY, mid, gateway_id=gw)["api_key"])}
+    h = {"Authorization": f"Bearer {keys[auth.MERCHANT]}"}
+    loc = client.post("/locations", json={"name": f"{name} floor 1"}, headers=h).json()
+    client.cookies.clear()
+    a = enter(client, code_at(w, window(clock.t, PERIOD)))
+    b = enter(client, share(client, a["entry_id"]))
+    share(client, b["entry_id"])
+    order = client.post("/orders", json={"entry_id": b["entry_id"], "amount_minor": 100},
+                        headers={**h, "Idempotency-Key": f"{name}-1"}).json()
+    key_id = auth.list_keys(sf, mid)[-1]["key_id"]
+    return Tenant(w, keys, {
+        "campaign_id": w.campaign["campaign_id"], "location_id": loc["location_id"],
+        "device_id": w.devices[0]["device_id"], "entry_id": b["entry_id"], "order_id": order["order_id"],
+        "participant_id": order["payouts"][0]["participant_id"], "key_id": key_id, "merchant_id": mid,
+        "gateway_id": gw})
+
+
+# Endpoints anyone may call, and why that leaks nothing about a tenant.
+PUBLIC = {
+    "GET /healthz": "no data",
+    "GET /r/{code}": "codes are public; rate-limited",
+    "POST /entries/{entry_id}/share": "entry ids are 128-bit secrets held by the shopper",
+    "GET /me/earnings": "by the caller's own visitor cookie only",
+}
+# Bodies that point a create call at B's objects (path-free endpoints that take ids).
+BODIES: dict[str, Any] = {
+    "POST /campaigns": lambda b: {"merchant_id": b["merchant_id"], "base_code": "555", "slots": 4,
+                                  "digits": 2, "period_s": 60, "pool_minor": 10, "label_zh": "x",
+                                  "label_en": "x"},
+    "POST /locations": lambda b: {"merchant_id": b["merchant_id"], "name": "B's back room"},
+    "POST /devices": lambda b: {"campaign_id": b["campaign_id"]},
+    "POST /keys": lambda b: {"merchant_id": b["merchant_id"], "role": "technician"},
+    "POST /orders": lambda b: {"entry_id": b["entry_id"], "amount_minor": 100},
+    "PATCH /campaigns/{campaign_id}": lambda b: {"pool_minor": 1},
+    "POST /sharers/{participant_id}/account": lambda b: {"account_ref": "member 7"},
+}
+# Query parameters naming B's tenant (admin-only parameters a merchant key must not use).
+QUERIES = {"merchant_id", "gateway_id"}
+
+
+def _fill(path: str, ids: dict[str, Any]) -> str:
+    for k, v in ids.items():
+        path = path.replace("{" + k + "}", str(v))
+    assert "{" not in path, f"no id for {path}: add it to Tenant.ids"
+    return path
+
+
+@pytest.fixture
+def tenants(client: TestClient, sf: SessionFactory, clock: Clock) -> tuple[Tenant, Tenant]:
+    a = _tenant(client, sf, clock, "4919", "Shop A", "00000000000000a1")
+    b = _tenant(client, sf, clock, "5020", "Shop B", GW_B)
+    client.cookies.clear()
+    return a, b
+
+
+def _b_ids_in(text: str, b: Tenant) -> list[str]:
+    """B's identifying strings that appear in an answer meant for A."""
+    marks = [b.ids["device_id"], b.ids["entry_id"], "Shop B", "5020-", b.world.devices[0]["key"]]
+    return [m for m in marks if m in text]
+
+
+def test_every_endpoint_as_a_against_b(client: TestClient, tenants: tuple[Tenant, Tenant]) -> None:
+    a, b = tenants
+    spec = client.get("/openapi.json").json()
+    walked: set[str] = set()
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            name = f"{method.upper()} {path}"
+            if name in PUBLIC:
+                continue
+            url = _fill(path, b.ids)
+            params = {q["name"]: b.ids[q["name"]] for q in op.get("parameters", [])
+                      if q["in"] == "query" and q["name"] in QUERIES}
+            body = BODIES[name](b.ids) if name in BODIES else None
+            for role, key in a.keys.items():
+                headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "walk-1"}
+                r = client.request(method.upper(), url, params=params, json=body, headers=headers)
+                if "{" in path or params or body is not None:
+                    assert r.status_code in (403, 404), (name, role, r.status_code, r.text[:300])
+                else:  # a list or page of A's own: fine, or refused for the role
+                    assert r.status_code in (200, 400, 403, 404), (name, role, r.status_code, r.text[:300])
+                assert not _b_ids_in(r.text, b), (name, role, _b_ids_in(r.text, b))
+                if r.status_code >= 400:
+                    assert r.json()["code"] and r.json()["message"], (name, role)
+                walked.add(name)
+            if method == "get" and "{" in path and not path.startswith(("/admin", "/gateway")):
+                # the refusal is about the tenant: A's merchant key reads A's own object
+                mine = {"Authorization": f"Bearer {a.keys['merchant']}"}
+                own = client.get(_fill(path, a.ids), headers=mine)
+                assert own.status_code == 200, (name, own.status_code, own.text[:300])
+    print(f"walked {len(walked)} endpoints x {len(a.keys)} roles")
+    must = {"POST /orders", "POST /orders/{order_id}/refund", "GET /orders/{order_id}",
+            "GET /ledger/sharers/{participant_id}", "GET /ledger/campaigns/{campaign_id}",
+            "PATCH /campaigns/{campaign_id}", "POST /campaigns/{campaign_id}/release",
+            "GET /devices/{device_id}/config", "DELETE /keys/{key_id}", "GET /entries/{entry_id}/chain",
+            "POST /sharers/{participant_id}/account",
+            "GET /gateway/devices", "GET /merchant/stats.json", "POST /admin/merchants"}
+    assert must <= walked, must - walked
+
+
+def test_public_endpoints_are_the_listed_ones(client: TestClient) -> None:
+    """Every endpoint that answers without a key is in PUBLIC, with its reason."""
+    spec = client.get("/openapi.json").json()
+    open_ = set()
+    for path, ops in spec["paths"].items():
+        for method in ops:
+            url = path.replace("{code}", "4919-00").replace("{", "").replace("}", "")
+            r = client.request(method.upper(), url)
+            if r.status_code != 401:
+                open_.add(f"{method.upper()} {path}")
+    assert open_ - set(PUBLIC) == set()
+
+
+def test_admin_reaches_every_tenant(client: TestClient, tenants: tuple[Tenant, Tenant]) -> None:
+    a, b = tenants
+    h = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    for t in (a, b):
+        r = client.get(f"/campaigns/{t.ids['campaign_id']}", headers=h)
+        assert r.status_code == 200 and r.json()["merchant_id"] == t.ids["merchant_id"]
+    r = client.get("/devices", headers=h)
+    assert (r.status_code, r.json()["code"]) == (400, "merchant_required")
+    r = client.get("/devices", params={"merchant_id": b.ids["merchant_id"]}, headers=h)
+    assert [d["device_id"] for d in r.json()["devices"]] == [d["device_id"] for d in b.world.devices]
