@@ -15,7 +15,6 @@ from fractions import Fraction
 from typing import Any
 
 RED_BALLOON = "red_balloon"  # the name stored in campaigns made before the rules had dashes
-RULES = (RED_BALLOON,)  # rules a campaign can be created with: campaigns store no rule params yet
 
 RED_BALLOON_RULE = "red-balloon"
 FIXED_LEVELS = "fixed-levels"
