@@ -4,14 +4,18 @@
 #   status is either a text line (str: the device name, or NOT_SYNCED) or an
 #   int of ST_* bits, drawn as small marks bottom right. With a text status an
 #   unset clock (code None) still gets its ST_CLOCK_UNSET mark.
-# Drivers own a framebuf of w x h (the board profile's size) and call
-# render() into it; pixels set to `ink` are drawn (1: black on PBM, lit on
-# OLED; e-paper RAM uses 0 for black, so its renderer is made with ink=0).
+# Drivers call render() into a framebuf w wide; pixels set to `ink` are drawn
+# (1: black on PBM, lit on OLED; e-paper RAM uses 0 for black, so its renderer
+# is made with ink=0). A driver short of heap keeps only a band of BAND rows
+# and renders the screen band by band (render(..., top)): every band is drawn
+# from the same layout and clipped by framebuf, so the bands put together are
+# the whole-screen image bit for bit (the golden-image tests compare them).
 import framebuf
 from micropython import const
 
 W = const(128)  # default panel: the poster kiosk's SSD1306
 H = const(64)
+BAND = const(16)  # rows per band: 592 bytes on the 296-wide label instead of 4,736
 _MAXCHARS = const(37)  # 296 // 8: the widest line the 8x8 font can draw on any panel
 NOT_SYNCED = "not synced"
 
@@ -67,22 +71,25 @@ class Renderer:
         self._sbuf = bytearray(_MAXCHARS * 8)  # (_MAXCHARS*8) x 8 px, 1 bit each
         self._scratch = framebuf.FrameBuffer(self._sbuf, _MAXCHARS * 8, 8, framebuf.MONO_HLSB)
 
-    def big_text(self, fb, text, x0, y0, sx, sy, gap=0):
+    def big_text(self, fb, text, x0, y0, sx, sy, gap=0, bh=0x7FFF):
         # The font is only 8x8, so draw it small and blow each pixel up to a block.
+        # y0 is relative to fb; font rows whose blocks miss rows 0..bh-1 are skipped.
         s = self._scratch
         s.fill(0)
         s.text(text, 0, 0, 1)
         ink = self.ink
-        x = x0
-        for i in range(len(text)):
-            c0, nc = glyph_cols(text[i])
-            for c in range(nc):
-                sxp = i * 8 + c0 + c
-                for y in range(8):
-                    if s.pixel(sxp, y):
-                        fb.fill_rect(x, y0 + y * sy, sx, sy, ink)
-                x += sx
-            x += gap
+        for y in range(8):
+            yb = y0 + y * sy
+            if yb >= bh or yb + sy <= 0:
+                continue
+            x = x0
+            for i in range(len(text)):
+                c0, nc = glyph_cols(text[i])
+                for c in range(nc):
+                    if s.pixel(i * 8 + c0 + c, y):
+                        fb.fill_rect(x, yb, sx, sy, ink)
+                    x += sx
+                x += gap
 
     def text_width(self, text, sx, gap):
         n = 0
@@ -112,7 +119,9 @@ class Renderer:
             fb.line(x + 2, y + 1, x + 7, y + 6, k)
             fb.line(x + 7, y + 1, x + 2, y + 6, k)
 
-    def render(self, fb, code, label, status):
+    def render(self, fb, code, label, status, top=0, bh=0x7FFF):
+        """Draw screen rows top..top+bh-1 into fb (at its rows 0..bh-1); the
+        defaults draw the whole screen into a whole-screen fb."""
         w = self.w
         h = self.h
         k = self.ink
@@ -127,28 +136,28 @@ class Renderer:
         label = label[0:w // 8]
         ls = 2 if h >= 100 and len(label) * 16 <= w else 1
         if ls == 1:
-            fb.text(label, (w - len(label) * 8) // 2, 0, k)
-        else:
-            self._label2(fb, label, (w - len(label) * 16) // 2)
-        top = 8 * ls + 1
-        fb.hline(0, top, w, k)
-        top += 2
-        bottom = h - 10  # the status band below
-        area = bottom - top
+            fb.text(label, (w - len(label) * 8) // 2, -top, k)
+        elif top < 16:
+            self._label2(fb, label, (w - len(label) * 16) // 2, -top)
+        y = 8 * ls + 1
+        fb.hline(0, y - top, w, k)
+        y += 2
+        area = h - 10 - y  # between the rule and the status band below
+        y -= top  # from here on relative to the band
         if code:
             code = code[0:_MAXCHARS]
             sx, sy, gap = code_scale(code, w, area)
             tw = self.text_width(code, sx, gap)
-            self.big_text(fb, code, (w - tw) // 2, top + (area - 8 * sy) // 2, sx, sy, gap)
+            self.big_text(fb, code, (w - tw) // 2, y + (area - 8 * sy) // 2, sx, sy, gap, bh)
         else:
             # Unsynced mark: a crossed box instead of digits.
-            bh = area - 6
-            bw = bh * 3 // 2
+            bxh = area - 6
+            bw = bxh * 3 // 2
             x0 = (w - bw) // 2
-            y0 = top + 3
-            fb.rect(x0, y0, bw, bh, k)
-            fb.line(x0, y0, x0 + bw - 1, y0 + bh - 1, k)
-            fb.line(x0, y0 + bh - 1, x0 + bw - 1, y0, k)
+            y0 = y + 3
+            fb.rect(x0, y0, bw, bxh, k)
+            fb.line(x0, y0, x0 + bw - 1, y0 + bxh - 1, k)
+            fb.line(x0, y0 + bxh - 1, x0 + bw - 1, y0, k)
         # Status band: text, then the marks at the right edge.
         nm = 0
         for b in _MARKS:
@@ -157,20 +166,23 @@ class Renderer:
         room = (w - nm * _MARK_W) // 8
         text = text[0:room]
         x = (w - len(text) * 8) // 2 if not nm else 0
-        fb.text(text, x, h - 8, k)
+        y = h - 8 - top
+        fb.text(text, x, y, k)
         x = w - nm * _MARK_W + 2
         for b in _MARKS:
             if marks & b:
-                self.mark(fb, b, x, h - 8)
+                self.mark(fb, b, x, y)
                 x += _MARK_W
 
-    def _label2(self, fb, label, x0):
+    def _label2(self, fb, label, x0, y0):
         # The label at twice the font size (keeps the font's own spacing).
         s = self._scratch
         s.fill(0)
         s.text(label, 0, 0, 1)
         k = self.ink
         for y in range(8):
+            if y0 + 2 * y < -1:
+                continue  # above the band
             for x in range(len(label) * 8):
                 if s.pixel(x, y):
-                    fb.fill_rect(x0 + 2 * x, 2 * y, 2, 2, k)
+                    fb.fill_rect(x0 + 2 * x, y0 + 2 * y, 2, 2, k)

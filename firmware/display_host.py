@@ -1,14 +1,16 @@
-# Host "panel": renders into a w x h MONO_HLSB framebuf (the board profile's
-# size; 128x64 without one) and writes it as a binary PBM (P4 rows are
-# MSB-first with 1 = black: exactly MONO_HLSB), plus display.txt holding just
-# the code on screen (empty line while unsynced), which the simulated shopper
-# reads. Both are written to a temp name and renamed so a reader never sees a
+# Host "panel": renders a w x h screen (the board profile's size; 128x64
+# without one) and writes it as a binary PBM (P4 rows are MSB-first with
+# 1 = black: exactly MONO_HLSB), plus display.txt holding just the code on
+# screen (empty line while unsynced), which the simulated shopper reads. Like
+# the e-paper driver it keeps only a band of display.BAND rows and writes the
+# image band by band, so the host's heap holds what the device's would. Both
+# files are written to a temp name and renamed so a reader never sees a
 # half-written file.
 import os
 
 import framebuf
 
-from display import H, W, Display, Renderer
+from display import BAND, H, W, Display, Renderer
 
 PBM = "display.pbm"
 TXT = "display.txt"
@@ -20,20 +22,30 @@ class HostDisplay(Display):
         self.w = w
         self.h = h
         self._header = b"P4\n%d %d\n" % (w, h)
-        self._buf = bytearray((w + 7) // 8 * h)
-        self._fb = framebuf.FrameBuffer(self._buf, w, h, framebuf.MONO_HLSB)
+        self._row = (w + 7) // 8
+        self._buf = bytearray(self._row * BAND)
+        self._fb = framebuf.FrameBuffer(self._buf, w, BAND, framebuf.MONO_HLSB)
         self._r = Renderer(w, h)
         self.code = None
 
-    def _put(self, name, *parts):
+    def _open(self, name):
+        return open(self._root + name + ".tmp", "wb")
+
+    def _done(self, name):
         p = self._root + name
-        with open(p + ".tmp", "wb") as f:
-            for b in parts:
-                f.write(b)
         os.rename(p + ".tmp", p)
 
     def show(self, code, label, status):
-        self._r.render(self._fb, code, label, status)
-        self._put(PBM, self._header, self._buf)
-        self._put(TXT, (code or "").encode(), b"\n")
+        mv = memoryview(self._buf)
+        with self._open(PBM) as f:
+            f.write(self._header)
+            for top in range(0, self.h, BAND):
+                bh = min(BAND, self.h - top)
+                self._r.render(self._fb, code, label, status, top, bh)
+                f.write(mv[0:bh * self._row])
+        self._done(PBM)
+        with self._open(TXT) as f:
+            f.write((code or "").encode())
+            f.write(b"\n")
+        self._done(TXT)
         self.code = code

@@ -5,8 +5,11 @@
 # MONO_VLSB framebuf. The panel's RAM is portrait: 128 sources (16 bytes, MSB
 # first) by 296 gates. With data entry mode 0x06 (address counter moves along
 # the gates first, gates up, source bytes down) landscape x is the gate and
-# landscape y is 127 - source, so each VLSB byte is exactly one RAM byte and
-# the whole buffer goes out in one SPI write, with no copy or rotation pass.
+# landscape y is 127 - source, so each VLSB byte is exactly one RAM byte, with
+# no copy or rotation pass, and VLSB rows of 8 pixels follow each other in RAM
+# order. So the driver keeps only a band of display.BAND rows (592 bytes, not
+# 4,736): one RAM write command, then each band rendered and sent as the next
+# data bytes (the controller's address counter carries on across them).
 #
 # Refresh: a full refresh (all pixels flashed) first, then partial refreshes
 # (display mode 2: only changed pixels move, no flashing) for code changes,
@@ -19,7 +22,7 @@ import time
 import framebuf
 from micropython import const
 
-from display import Display, Renderer
+from display import BAND, Display, Renderer
 
 W = const(296)
 H = const(128)
@@ -76,9 +79,10 @@ class Ssd1680Display(Display):
         self.w = w
         self.h = h
         self._busy_ms = busy_ms
-        self._buf = bytearray(w * h // 8)
-        self._fb = framebuf.FrameBuffer(self._buf, w, h, framebuf.MONO_VLSB)
+        self._buf = bytearray(w * BAND // 8)
+        self._fb = framebuf.FrameBuffer(self._buf, w, BAND, framebuf.MONO_VLSB)
         self._r = Renderer(w, h, ink=0)  # RAM bit 0 is black
+        self._shown = None  # (code, label, status) last sent to the panel
         self._c = bytearray(1)
         g = w - 1  # last gate
         self._xwin = bytes((h // 8 - 1, 0))
@@ -96,9 +100,14 @@ class Ssd1680Display(Display):
         self._cs(0)
         self._dc(0)
         self._spi.write(self._c)
+        self._cs(1)
         if data is not None:
-            self._dc(1)
-            self._spi.write(data)
+            self._data(data)
+
+    def _data(self, data):
+        self._cs(0)
+        self._dc(1)
+        self._spi.write(data)
         self._cs(1)
 
     def wait(self):
@@ -129,23 +138,30 @@ class Ssd1680Display(Display):
         self.wait()
         self.policy.last_full = None  # RAM and screen unknown after a reset: full next
 
-    def _write(self, ram):
+    def _write(self, ram, screen):
+        """Render `screen` (code, label, status) band by band into RAM `ram`."""
         self._cmd(X_COUNTER, self._xstart)
         self._cmd(Y_COUNTER, b"\x00\x00")
-        self._cmd(ram, self._buf)
+        self._cmd(ram)
+        mv = memoryview(self._buf)
+        h = self.h
+        for top in range(0, h, BAND):
+            bh = min(BAND, h - top)
+            self._r.render(self._fb, screen[0], screen[1], screen[2], top, bh)
+            self._data(mv[0:bh // 8 * self.w])
 
     def show(self, code, label, status):
         self.wait()  # the previous refresh, if any, is over
-        if self._old_stale:  # the buffer still holds what the screen shows
-            self._write(WRITE_OLD)
+        if self._old_stale:  # the old-image RAM gets what the screen now shows
+            self._write(WRITE_OLD, self._shown)
             self._old_stale = False
-        self._r.render(self._fb, code, label, status)
+        screen = self._shown = (code, label, status)
         now = time.ticks_ms()
         full = self.policy.full(now)
         self._cmd(BORDER, b"\x05" if full else b"\x80")  # border follows only on full
-        self._write(WRITE_BW)
+        self._write(WRITE_BW, screen)
         if full:
-            self._write(WRITE_OLD)
+            self._write(WRITE_OLD, screen)
         else:
             self._old_stale = True
         self._cmd(UPDATE_CTRL2, b"\xf7" if full else b"\xff")

@@ -4,7 +4,7 @@
 import framebuf
 
 import display_ssd1680 as E
-from display import ST_BATTERY_LOW, ST_CLOCK_UNSET
+from display import ST_BATTERY_LOW, ST_CLOCK_UNSET, Renderer
 
 
 class Pin:
@@ -43,6 +43,15 @@ def panel(**kw):
     return d, spi
 
 
+def whole(code, label, status):
+    """The screen rendered at once into a whole 296x128 VLSB buffer: what the
+    driver's bands must add up to."""
+    buf = bytearray(296 * 128 // 8)
+    Renderer(296, 128, ink=0).render(framebuf.FrameBuffer(buf, 296, 128, framebuf.MONO_VLSB),
+                                     code, label, status)
+    return bytes(buf)
+
+
 def test_full_first_then_partials_then_full_every_n():
     d, spi = panel(full_every=3)
     got = []
@@ -56,7 +65,8 @@ def test_full_first_then_partials_then_full_every_n():
 def test_partial_keeps_the_old_image_for_the_compare():
     d, spi = panel()
     d.show("4919-01", "L", "x")
-    first = bytes(d._buf)
+    first = [data for c, data in spi.log if c in (E.WRITE_BW, E.WRITE_OLD)]
+    assert first == [whole("4919-01", "L", "x")] * 2  # full: both RAMs get the image
     spi.log = []
     d.show("4919-02", "L", "x")
     cmds = [c for c, _ in spi.log]
@@ -64,7 +74,10 @@ def test_partial_keeps_the_old_image_for_the_compare():
     spi.log = []
     d.show("4919-03", "L", "x")
     old = [data for c, data in spi.log if c == E.WRITE_OLD]
-    assert old and old[0] != first and len(old[0]) == 296 * 128 // 8  # synced to the 2nd image
+    new = [data for c, data in spi.log if c == E.WRITE_BW]
+    assert old == [whole("4919-02", "L", "x")]  # synced to the 2nd image, re-rendered
+    assert new == [whole("4919-03", "L", "x")]
+    assert len(d._buf) == 296 * 16 // 8  # a band, not the screen
 
 
 def test_full_refresh_every_hour():
@@ -119,7 +132,8 @@ def test_ram_layout_matches_the_landscape_framebuf():
                     if x < xe:
                         x = xs
     # Source s (MSB first in each byte) at gate g must show landscape pixel (g, 127 - s).
-    fb = framebuf.FrameBuffer(bytearray(d._buf), 296, 128, framebuf.MONO_VLSB)
+    img = bytearray(whole("4919-27", "Oat milk 1L", ST_BATTERY_LOW | ST_CLOCK_UNSET))
+    fb = framebuf.FrameBuffer(img, 296, 128, framebuf.MONO_VLSB)
     ink = 0
     for g in range(296):
         for s in range(128):
