@@ -65,10 +65,16 @@ def _not_running(code: str, c: Campaign, now_ms_: int) -> ApiError | None:
     return None
 
 
+def _via(e: Entry) -> str:
+    if e.device_id is None:
+        return "share"
+    return "printed" if e.window is None else "display"
+
+
 def _entry_dict(e: Entry, c: Campaign) -> dict[str, Any]:
     return {"entry_id": e.id, "visitor": e.visitor, "campaign": c.id, "base_code": c.base_code,
             "device_id": e.device_id, "root_device_id": e.root_device_id, "depth": e.depth,
-            "window": e.window, "code": e.code, "via": "display" if e.device_id else "share",
+            "window": e.window, "code": e.code, "via": _via(e),
             "landing": {"zh": c.label_zh, "en": c.label_en},
             "landing_text": {"zh": c.landing_zh, "en": c.landing_en}}
 
@@ -96,9 +102,15 @@ def resolve(sf: SessionFactory, code: str, visitor: str | None, now: float) -> d
             d = s.scalar(select(Device).where(Device.campaign_id == c.id, Device.slot == slot))
             if d is None:
                 raise _unknown(code)
-            w = match_window(d.device_key, slot, c.slots, c.digits, r, window(now, c.period_s))
-            if w is None:
-                raise _expired(code)
+            w: int | None
+            if d.printed:  # a printed code shows r = 0 for ever
+                if r != 0:
+                    raise _unknown(code)
+                w = None
+            else:
+                w = match_window(d.device_key, slot, c.slots, c.digits, r, window(now, c.period_s))
+                if w is None:
+                    raise _expired(code)
             e = Entry(id=secrets.token_hex(16), campaign_id=c.id, code=f"{base}-{suffix}", device_id=d.id,
                       window=w, parent_participant_id=None, root_device_id=d.id, depth=0, visitor=visitor,
                       created_at_ms=now_ms())

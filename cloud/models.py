@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     ForeignKey,
     Index,
     Integer,
@@ -98,6 +99,9 @@ class Device(Base):
     location: Mapped[str] = mapped_column(String(200), default="")  # free text, as on the label
     location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"), nullable=True, index=True)
     board: Mapped[str] = mapped_column(String(64), default="")  # hardware/ board profile name
+    # a printed code (a poster, a sticker): its slot shows one fixed value, slot + slots * 0, and
+    # never rotates; it proves nothing about presence, so it is only as good as a QR code
+    printed: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 

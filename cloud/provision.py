@@ -17,6 +17,7 @@ from cloud.errors import bad_request, conflict, not_found
 from cloud.models import ApiKey, Campaign, Device, Gateway, Location, Merchant
 from cloud.rules import RED_BALLOON
 from protocol.keys import DEVICE_KEY_LEN, ID_LEN, gateway_key
+from protocol.rotation import format_code
 
 _HEX_ID = re.compile(r"^[0-9a-f]{16}$")
 SHARE_CODE_DIGITS = 6  # personal share codes; a campaign's display digits must differ
@@ -55,11 +56,19 @@ def create_campaign(sf: SessionFactory, merchant_id: int, base_code: str, slots:
                             label_en=label_en, rule=rule, **more)
 
 
+def printed_code(d: Device, c: Campaign) -> str | None:
+    """The fixed code of a printed device (r = 0 in its slot), None for a display."""
+    return format_code(c.base_code, d.slot, c.digits) if d.printed else None
+
+
 def device_config(d: Device, c: Campaign) -> dict[str, Any]:
     """What the firmware needs: the device key is in here, so show it only to the technician."""
-    return {"device_id": d.id, "key": d.device_key.hex(), "base": c.base_code, "slot": d.slot,
-            "slots": c.slots, "digits": c.digits, "period": c.period_s, "label": d.label,
-            "name": "mc-" + d.id[-4:]}
+    cfg = {"device_id": d.id, "key": d.device_key.hex(), "base": c.base_code, "slot": d.slot,
+           "slots": c.slots, "digits": c.digits, "period": c.period_s, "label": d.label,
+           "name": "mc-" + d.id[-4:]}
+    if d.printed:
+        cfg.update(printed=True, code=printed_code(d, c))
+    return cfg
 
 
 def _no_campaign() -> Exception:
@@ -68,7 +77,7 @@ def _no_campaign() -> Exception:
 
 def create_device(sf: SessionFactory, campaign_id: int, slot: int | None = None, label: str = "",
                   location: str = "", device_id: str | None = None, location_id: int | None = None,
-                  board: str = "", as_: Principal | None = None) -> dict[str, Any]:
+                  board: str = "", printed: bool = False, as_: Principal | None = None) -> dict[str, Any]:
     """A new device with a fresh 32-byte key; returns its config JSON for flashing. Without a
     slot, takes the lowest free one; without an id, draws a random one. With `as_`, the campaign
     (and location) must be in that key's tenant."""
@@ -96,7 +105,7 @@ def create_device(sf: SessionFactory, campaign_id: int, slot: int | None = None,
                 raise conflict("slot_taken", f"slot {slot} is taken", f"槽位 {slot} 已被占用")
             d = Device(id=dev_id, device_key=secrets.token_bytes(DEVICE_KEY_LEN), campaign_id=c.id,
                        slot=slot, label=label, location=location, location_id=location_id,
-                       board=board[:64], created_at_ms=now_ms())
+                       board=board[:64], printed=printed, created_at_ms=now_ms())
             s.add(d)
             s.flush()
             return device_config(d, c)
@@ -146,7 +155,8 @@ def gateway_device_keys(sf: SessionFactory, gateway_id: str) -> list[dict[str, A
 def device_dict(d: Device, c: Campaign) -> dict[str, Any]:
     """A device as merchants and technicians list it: no key."""
     return {"device_id": d.id, "campaign_id": c.id, "base_code": c.base_code, "slot": d.slot,
-            "label": d.label, "location": d.location, "location_id": d.location_id, "board": d.board}
+            "label": d.label, "location": d.location, "location_id": d.location_id, "board": d.board,
+            "printed": d.printed, "code": printed_code(d, c)}
 
 
 def list_devices(sf: SessionFactory, merchant_id: int) -> list[dict[str, Any]]:

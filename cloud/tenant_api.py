@@ -75,6 +75,7 @@ class DeviceIn(Strict):
     location: str = ""
     location_id: int | None = None
     board: str = ""
+    printed: bool = False  # a printed code (poster, sticker): fixed, never rotates
     device_id: str | None = None
 
 

@@ -104,3 +104,24 @@ def test_campaign_dates_landing_and_rule(client: TestClient, world: World, clock
     clock.t += 120
     r = client.get(f"/r/{code_at(world, window(clock.t, PERIOD))}")
     assert (r.status_code, r.json()["code"]) == (410, "campaign_ended")
+
+
+def test_printed_code_resolves_for_ever(client: TestClient, world: World, clock: Clock) -> None:
+    mk = world.merchant["api_key"]
+    r = client.post("/devices", json={"campaign_id": world.campaign["campaign_id"], "printed": True,
+                                      "label": "window poster"}, headers=_h(mk))
+    assert r.status_code == 201, r.text
+    dev = r.json()
+    slot = dev["slot"]
+    assert dev["printed"] is True and dev["code"] == f"4919-{slot:02d}"  # value = slot + 4 * 0
+    for dt in (0, 3600, 30 * 24 * 3600):  # the same code a month later
+        clock.t += dt
+        e = client.get(f"/r/{dev['code']}")
+        assert e.status_code == 200, e.text
+        assert (e.json()["via"], e.json()["device_id"], e.json()["window"]) == ("printed", dev["device_id"], None)
+    r = client.get(f"/r/4919-{slot + 4:02d}")  # the slot's other values are nobody's
+    assert (r.status_code, r.json()["code"]) == (404, "unknown_code")
+    b = enter(client, share(client, e.json()["entry_id"]))
+    assert b["root_device_id"] == dev["device_id"] and b["depth"] == 1
+    listed = client.get(f"/devices/{dev['device_id']}", headers=_h(mk)).json()
+    assert listed["code"] == dev["code"]
