@@ -21,7 +21,7 @@ from protocol import command, devconfig, gatt, keys, record, rotation
 from protocol.hmac256 import HmacKey
 from scanlog import ScanLog
 
-MIN_UNIX = 1577836800  # 2020-01-01: an OP_TIME before this is a broken gateway clock
+_MIN_UNIX = const(1577836800)  # 2020-01-01: an OP_TIME before this is a broken gateway clock
 _CLOCK_JUMP = const(2)  # log a CLOCK_SET record when the clock moves this much or more
 _SEND_TRIES = const(100)  # LOG notify retries while the stack is out of buffers
 _SEND_WAIT_MS = const(10)
@@ -252,7 +252,7 @@ class Device:
 
     def _set_time(self, conn, ctr, unix_s, ms):
         op = command.OP_TIME
-        if ms > 999 or unix_s < MIN_UNIX:
+        if ms > 999 or unix_s < _MIN_UNIX:
             return self._reply(conn, op, command.BAD_ARG, ctr, 0)
         old = self.clock.now()
         # Reply value: how far off the clock was (its time minus the time set, in

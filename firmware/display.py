@@ -13,8 +13,6 @@
 import framebuf
 from micropython import const
 
-W = const(128)  # default panel: the poster kiosk's SSD1306
-H = const(64)
 BAND = const(16)  # rows per band: 592 bytes on the 296-wide label instead of 4,736
 _MAXCHARS = const(37)  # 296 // 8: the widest line the 8x8 font can draw on any panel
 NOT_SYNCED = "not synced"
@@ -24,7 +22,7 @@ ST_NO_GATEWAY = const(1)  # no gateway has collected the log for a while
 ST_BATTERY_LOW = const(2)
 ST_CLOCK_UNSET = const(4)
 ST_CLOCK_STALE = const(8)  # set, but drifting (see clock.py)
-_MARKS = (ST_NO_GATEWAY, ST_BATTERY_LOW, ST_CLOCK_UNSET, ST_CLOCK_STALE)
+_MARKS = const((ST_NO_GATEWAY, ST_BATTERY_LOW, ST_CLOCK_UNSET, ST_CLOCK_STALE))
 _MARK_W = const(12)  # 10 px icon + 2 px gap
 
 
@@ -63,7 +61,7 @@ class Renderer:
     scratch buffer for scaling the 8x8 font, so a redraw allocates only its
     strings."""
 
-    def __init__(self, w=W, h=H, ink=1):
+    def __init__(self, w, h, ink=1):
         self.w = w
         self.h = h
         self.ink = ink

@@ -10,14 +10,16 @@ import os
 
 import framebuf
 
-from display import BAND, H, W, Display, Renderer
+from micropython import const
 
-PBM = "display.pbm"
-TXT = "display.txt"
+from display import BAND, Display, Renderer
+
+_PBM = const("display.pbm")
+_TXT = const("display.txt")
 
 
 class HostDisplay(Display):
-    def __init__(self, root="", w=W, h=H):
+    def __init__(self, root="", w=128, h=64):
         self._root = root
         self.w = w
         self.h = h
@@ -37,15 +39,15 @@ class HostDisplay(Display):
 
     def show(self, code, label, status):
         mv = memoryview(self._buf)
-        with self._open(PBM) as f:
+        with self._open(_PBM) as f:
             f.write(self._header)
             for top in range(0, self.h, BAND):
                 bh = min(BAND, self.h - top)
                 self._r.render(self._fb, code, label, status, top, bh)
                 f.write(mv[0:bh * self._row])
-        self._done(PBM)
-        with self._open(TXT) as f:
+        self._done(_PBM)
+        with self._open(_TXT) as f:
             f.write((code or "").encode())
             f.write(b"\n")
-        self._done(TXT)
+        self._done(_TXT)
         self.code = code

@@ -3,15 +3,17 @@
 import framebuf
 from micropython import const
 
-from display import H, W, Display, Renderer
+from display import Display, Renderer
 
+_W = const(128)
+_H = const(64)
 _ADDR = const(0x3C)
 _INIT = (
     0xAE,  # display off while configuring
     0x20, 0x00,  # horizontal addressing: one burst writes the whole buffer
     0x40,  # start line 0
     0xA1,  # column 127 -> SEG0 (panel mounted the usual way up)
-    0xA8, H - 1,  # multiplex ratio
+    0xA8, _H - 1,  # multiplex ratio
     0xC8,  # COM scan from the bottom
     0xD3, 0x00,  # no vertical offset
     0xDA, 0x12,  # alternative COM pins, needed for 64 rows
@@ -32,9 +34,9 @@ class Ssd1306Display(Display):
         self._addr = addr
         self._cmdbuf = bytearray(2)
         self._cmdbuf[0] = 0x80  # control byte: one command follows
-        self._buf = bytearray(W * H // 8)
-        self._fb = framebuf.FrameBuffer(self._buf, W, H, framebuf.MONO_VLSB)
-        self._r = Renderer()
+        self._buf = bytearray(_W * _H // 8)
+        self._fb = framebuf.FrameBuffer(self._buf, _W, _H, framebuf.MONO_VLSB)
+        self._r = Renderer(_W, _H)
         for c in _INIT:
             self._cmd(c)
 
@@ -44,6 +46,6 @@ class Ssd1306Display(Display):
 
     def show(self, code, label, status):
         self._r.render(self._fb, code, label, status)
-        for c in (0x21, 0, W - 1, 0x22, 0, H // 8 - 1):
+        for c in (0x21, 0, _W - 1, 0x22, 0, _H // 8 - 1):
             self._cmd(c)
         self._i2c.writevto(self._addr, (b"\x40", self._buf))  # 0x40: data follows

@@ -16,7 +16,7 @@
 # and a full refresh again every `full_every` partials or `full_every_s`
 # seconds against ghosting. The busy pin is waited for *before* the next
 # command, not after the update, so the MCU is free while the panel refreshes;
-# a panel stuck busy raises OSError(ETIMEDOUT) after busy_ms.
+# a panel stuck busy raises OSError(ETIMEDOUT, 110) after busy_ms.
 import time
 
 import framebuf
@@ -24,27 +24,29 @@ from micropython import const
 
 from display import BAND, Display, Renderer
 
-W = const(296)
-H = const(128)
-ETIMEDOUT = const(110)
+# Private consts (the leading _): inlined by the compiler, so no globals or
+# names at run time. tests/firmware/mp_epaper.py takes them from the datasheet.
+_W = const(296)
+_H = const(128)
+_ETIMEDOUT = const(110)
 
-SW_RESET = const(0x12)
-DRIVER_OUTPUT = const(0x01)
-DATA_ENTRY = const(0x11)
-RAM_X = const(0x44)
-RAM_Y = const(0x45)
-BORDER = const(0x3C)
-UPDATE_CTRL1 = const(0x21)
-UPDATE_CTRL2 = const(0x22)
-TEMP_SENSOR = const(0x18)
-X_COUNTER = const(0x4E)
-Y_COUNTER = const(0x4F)
-WRITE_BW = const(0x24)  # the new image
-WRITE_OLD = const(0x26)  # "red" RAM: the previous image, compared in mode 2
-ACTIVATE = const(0x20)
-FULL = const(0xF7)  # clock + analog on, load temp + LUT, display mode 1, off
-PARTIAL = const(0xFF)  # the same with display mode 2
-ENTRY_MODE = const(0x06)
+_SW_RESET = const(0x12)
+_DRIVER_OUTPUT = const(0x01)
+_DATA_ENTRY = const(0x11)
+_RAM_X = const(0x44)
+_RAM_Y = const(0x45)
+_BORDER = const(0x3C)
+_UPDATE_CTRL1 = const(0x21)
+_UPDATE_CTRL2 = const(0x22)
+_TEMP_SENSOR = const(0x18)
+_X_COUNTER = const(0x4E)
+_Y_COUNTER = const(0x4F)
+_WRITE_BW = const(0x24)  # the new image
+_WRITE_OLD = const(0x26)  # "red" RAM: the previous image, compared in mode 2
+_ACTIVATE = const(0x20)
+_FULL = const(0xF7)  # clock + analog on, load temp + LUT, display mode 1, off
+_PARTIAL = const(0xFF)  # the same with display mode 2
+_ENTRY_MODE = const(0x06)
 
 
 class RefreshPolicy:
@@ -69,7 +71,7 @@ class RefreshPolicy:
 
 
 class Ssd1680Display(Display):
-    def __init__(self, spi, cs, dc, rst, busy, w=W, h=H, full_every=20, full_every_s=3600,
+    def __init__(self, spi, cs, dc, rst, busy, w=_W, h=_H, full_every=20, full_every_s=3600,
                  busy_ms=10000):
         self._spi = spi
         self._cs = cs
@@ -114,7 +116,7 @@ class Ssd1680Display(Display):
         t0 = time.ticks_ms()
         while self._busy():
             if time.ticks_diff(time.ticks_ms(), t0) > self._busy_ms:
-                raise OSError(ETIMEDOUT)
+                raise OSError(_ETIMEDOUT)
             time.sleep_ms(2)
 
     def init(self):
@@ -126,22 +128,22 @@ class Ssd1680Display(Display):
         r(1)
         time.sleep_ms(10)
         self.wait()
-        self._cmd(SW_RESET)
+        self._cmd(_SW_RESET)
         self.wait()
-        self._cmd(DRIVER_OUTPUT, self._drv)
-        self._cmd(DATA_ENTRY, b"\x06")
-        self._cmd(RAM_X, self._xwin)
-        self._cmd(RAM_Y, self._ywin)
-        self._cmd(BORDER, b"\x05")
-        self._cmd(UPDATE_CTRL1, b"\x00\x80")  # normal RAM, sources S8..S167 (128 px)
-        self._cmd(TEMP_SENSOR, b"\x80")  # internal sensor: the LUT follows temperature
+        self._cmd(_DRIVER_OUTPUT, self._drv)
+        self._cmd(_DATA_ENTRY, b"\x06")
+        self._cmd(_RAM_X, self._xwin)
+        self._cmd(_RAM_Y, self._ywin)
+        self._cmd(_BORDER, b"\x05")
+        self._cmd(_UPDATE_CTRL1, b"\x00\x80")  # normal RAM, sources S8..S167 (128 px)
+        self._cmd(_TEMP_SENSOR, b"\x80")  # internal sensor: the LUT follows temperature
         self.wait()
         self.policy.last_full = None  # RAM and screen unknown after a reset: full next
 
     def _write(self, ram, screen):
         """Render `screen` (code, label, status) band by band into RAM `ram`."""
-        self._cmd(X_COUNTER, self._xstart)
-        self._cmd(Y_COUNTER, b"\x00\x00")
+        self._cmd(_X_COUNTER, self._xstart)
+        self._cmd(_Y_COUNTER, b"\x00\x00")
         self._cmd(ram)
         mv = memoryview(self._buf)
         h = self.h
@@ -153,18 +155,18 @@ class Ssd1680Display(Display):
     def show(self, code, label, status):
         self.wait()  # the previous refresh, if any, is over
         if self._old_stale:  # the old-image RAM gets what the screen now shows
-            self._write(WRITE_OLD, self._shown)
+            self._write(_WRITE_OLD, self._shown)
             self._old_stale = False
         screen = self._shown = (code, label, status)
         now = time.ticks_ms()
         full = self.policy.full(now)
-        self._cmd(BORDER, b"\x05" if full else b"\x80")  # border follows only on full
-        self._write(WRITE_BW, screen)
+        self._cmd(_BORDER, b"\x05" if full else b"\x80")  # border follows only on full
+        self._write(_WRITE_BW, screen)
         if full:
-            self._write(WRITE_OLD, screen)
+            self._write(_WRITE_OLD, screen)
         else:
             self._old_stale = True
-        self._cmd(UPDATE_CTRL2, b"\xf7" if full else b"\xff")
-        self._cmd(ACTIVATE)
+        self._cmd(_UPDATE_CTRL2, b"\xf7" if full else b"\xff")
+        self._cmd(_ACTIVATE)
         self.policy.done(full, now)
         self.refreshes += 1

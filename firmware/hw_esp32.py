@@ -1,8 +1,33 @@
-# ESP32-only hardware (hw.py imports it on the device only): the reset cause
-# and the battery ADC.
+# ESP32-only hardware (hw.py imports it on the device only): the panels on
+# their buses, the reset cause and the battery ADC.
 import machine
 
+from config import ConfigError
 from protocol import record
+
+
+def display(kind, cfg, board):
+    """hw.make_display on the chip: the `kind` panel on the profile's pins
+    (config.json's "i2c" may override the kiosk's)."""
+    d = board.display
+    Pin = machine.Pin
+    if kind == "ssd1306":
+        from display_ssd1306 import Ssd1306Display
+
+        pins = cfg.i2c or {}
+        i2c = machine.I2C(pins.get("id", d.get("i2c", 0)), scl=Pin(pins.get("scl", d.get("scl", 22))),
+                          sda=Pin(pins.get("sda", d.get("sda", 21))), freq=d.get("freq", 400000))
+        return Ssd1306Display(i2c, pins.get("addr", d.get("addr", 0x3C)))
+    if kind == "ssd1680":
+        from display_ssd1680 import Ssd1680Display
+
+        spi = machine.SPI(d.get("spi", 1), baudrate=d.get("freq", 4000000), sck=Pin(d["sck"]),
+                          mosi=Pin(d["mosi"]))
+        return Ssd1680Display(spi, Pin(d["cs"], Pin.OUT), Pin(d["dc"], Pin.OUT),
+                              Pin(d["rst"], Pin.OUT), Pin(d["busy"], Pin.IN),
+                              board.width, board.height, d.get("full_every", 20),
+                              d.get("full_every_s", 3600))
+    raise ConfigError("unknown display " + str(kind))
 
 
 def reset_cause():

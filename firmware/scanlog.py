@@ -35,10 +35,10 @@ from micropython import const
 
 from protocol import record
 
-SEG = "log."
-STATE = "state.json"
-CAPACITY = const(4096)  # records kept at most (160 KB of flash)
-SEG_RECS = const(256)  # records per segment file (10 KB)
+_SEG = const("log.")
+_STATE = const("state.json")
+_CAPACITY = const(4096)  # records kept at most (160 KB of flash)
+_SEG_RECS = const(256)  # records per segment file (10 KB)
 _REC = const(40)
 _SEQ_OFF = const(8)
 _EPOCH_OFF = const(4)
@@ -65,9 +65,9 @@ def _size(path):
 
 class ScanLog:
     def __init__(self, root, rec_hkey, device_id, boot_flags=0, boot_time=0, boot_data=b"\0" * 8,
-                 capacity=CAPACITY, seg=SEG_RECS):
+                 capacity=_CAPACITY, seg=_SEG_RECS):
         self._root = root
-        self._state = root + STATE
+        self._state = root + _STATE
         self._key = rec_hkey
         self._id = device_id
         self._seg = seg
@@ -113,14 +113,14 @@ class ScanLog:
 
     # --- recovery ----------------------------------------------------------
     def _path(self, num):
-        return self._root + SEG + str(num)
+        return self._root + _SEG + str(num)
 
     def _recover(self):
         nums = []
         for name in os.listdir(self._root or "."):
-            if name.startswith(SEG) and name[len(SEG):].isdigit():
-                nums.append(int(name[len(SEG):]))
-            elif name == SEG + "tmp":
+            if name.startswith(_SEG) and name[len(_SEG):].isdigit():
+                nums.append(int(name[len(_SEG):]))
+            elif name == _SEG + "tmp":
                 os.remove(self._root + name)  # a torn-tail repair cut short
         nums.sort()
         self._segs = []
@@ -147,7 +147,7 @@ class ScanLog:
         # A power cut mid-append left a partial record (not on littlefs, which
         # commits whole syncs, but on a FAT port): keep only whole ones.
         # (No truncate() in MicroPython, so copy and rename.)
-        tmp = self._root + SEG + "tmp"
+        tmp = self._root + _SEG + "tmp"
         buf = bytearray(_REC * _COPY_RECS)
         left = size
         with open(path, "rb") as src, open(tmp, "wb") as dst:

@@ -6,6 +6,19 @@ import framebuf
 import display_ssd1680 as E
 from display import ST_BATTERY_LOW, ST_CLOCK_UNSET, Renderer
 
+# SSD1680 commands and values, from the datasheet (the driver's are private consts).
+DATA_ENTRY = 0x11
+RAM_X = 0x44
+RAM_Y = 0x45
+UPDATE_CTRL2 = 0x22
+X_COUNTER = 0x4E
+Y_COUNTER = 0x4F
+WRITE_BW = 0x24
+WRITE_OLD = 0x26
+FULL = 0xF7  # UPDATE_CTRL2 value: display mode 1
+PARTIAL = 0xFF  # display mode 2
+ETIMEDOUT = 110
+
 
 class Pin:
     def __init__(self, v=0):
@@ -33,7 +46,7 @@ class Spi:
             self.log[-1][1] = self.log[-1][1] + bytes(b)
 
     def updates(self):
-        return [d[0] for c, d in self.log if c == E.UPDATE_CTRL2]
+        return [d[0] for c, d in self.log if c == UPDATE_CTRL2]
 
 
 def panel(**kw):
@@ -59,22 +72,22 @@ def test_full_first_then_partials_then_full_every_n():
         spi.log = []
         d.show("4919-%02d" % i, "Oat milk 1L", "mc-0708")
         got += spi.updates()
-    assert got == [E.FULL, E.PARTIAL, E.PARTIAL, E.PARTIAL] * 2 + [E.FULL], got
+    assert got == [FULL, PARTIAL, PARTIAL, PARTIAL] * 2 + [FULL], got
 
 
 def test_partial_keeps_the_old_image_for_the_compare():
     d, spi = panel()
     d.show("4919-01", "L", "x")
-    first = [data for c, data in spi.log if c in (E.WRITE_BW, E.WRITE_OLD)]
+    first = [data for c, data in spi.log if c in (WRITE_BW, WRITE_OLD)]
     assert first == [whole("4919-01", "L", "x")] * 2  # full: both RAMs get the image
     spi.log = []
     d.show("4919-02", "L", "x")
     cmds = [c for c, _ in spi.log]
-    assert E.WRITE_BW in cmds and E.WRITE_OLD not in cmds  # partial: old RAM untouched
+    assert WRITE_BW in cmds and WRITE_OLD not in cmds  # partial: old RAM untouched
     spi.log = []
     d.show("4919-03", "L", "x")
-    old = [data for c, data in spi.log if c == E.WRITE_OLD]
-    new = [data for c, data in spi.log if c == E.WRITE_BW]
+    old = [data for c, data in spi.log if c == WRITE_OLD]
+    new = [data for c, data in spi.log if c == WRITE_BW]
     assert old == [whole("4919-02", "L", "x")]  # synced to the 2nd image, re-rendered
     assert new == [whole("4919-03", "L", "x")]
     assert len(d._buf) == 296 * 16 // 8  # a band, not the screen
@@ -98,7 +111,7 @@ def test_busy_panel_times_out():
     try:
         d.show("4919-01", "L", "x")
     except OSError as e:
-        assert e.errno == E.ETIMEDOUT
+        assert e.errno == ETIMEDOUT
     else:
         raise AssertionError("no timeout")
     assert d._busy.reads > 2
@@ -111,17 +124,17 @@ def test_ram_layout_matches_the_landscape_framebuf():
     ram = bytearray(16 * 296)
     mode = xs = xe = ys = ye = x = y = None
     for c, data in spi.log:
-        if c == E.DATA_ENTRY:
+        if c == DATA_ENTRY:
             mode = data[0]
-        elif c == E.RAM_X:
+        elif c == RAM_X:
             xs, xe = data[0], data[1]
-        elif c == E.RAM_Y:
+        elif c == RAM_Y:
             ys, ye = data[0] | data[1] << 8, data[2] | data[3] << 8
-        elif c == E.X_COUNTER:
+        elif c == X_COUNTER:
             x = data[0]
-        elif c == E.Y_COUNTER:
+        elif c == Y_COUNTER:
             y = data[0] | data[1] << 8
-        elif c == E.WRITE_BW:
+        elif c == WRITE_BW:
             assert mode == 0x06  # AM=1: Y first; Y increments; X decrements
             for b in data:
                 ram[x * 296 + y] = b
