@@ -18,6 +18,16 @@ def _group() -> None:
     """Keeps `run` a sub-command even while it is the only one."""
 
 
+WorkerIdOpt = Annotated[str, typer.Option(
+    "--worker-id", envvar=f"{ENV_PREFIX}WORKER_ID",
+    help="MQTT client id of this ingest worker: one per worker, the same across its restarts (the broker "
+         "keeps its session and resends what it had not acknowledged)")]
+IngestGroupOpt = Annotated[str | None, typer.Option(
+    "--ingest-group", envvar=f"{ENV_PREFIX}INGEST_GROUP",
+    help="shared-subscription group: workers in one group split the batches ('' = each gets all); "
+         "default: derived from the broker password, so that no gateway can join it")]
+
+
 @app.command("run")
 def run(db_url: str | None = typer.Option(None, help=f"SQLAlchemy URL [env {ENV_PREFIX}DB_URL]"),
         host: str | None = typer.Option(None, help=f"HTTP bind address [env {ENV_PREFIX}HTTP_HOST]"),
@@ -25,6 +35,7 @@ def run(db_url: str | None = typer.Option(None, help=f"SQLAlchemy URL [env {ENV_
         broker_host: str | None = typer.Option(None, help=f"MQTT broker host [env {ENV_PREFIX}BROKER_HOST]"),
         broker_port: int | None = typer.Option(None, help=f"MQTT broker port [env {ENV_PREFIX}BROKER_PORT]"),
         ingest: bool = typer.Option(True, "--ingest/--no-ingest", help="Run the MQTT ingest worker too"),
+        worker_id: WorkerIdOpt = "mcode-cloud-ingest", ingest_group: IngestGroupOpt = None,
         ) -> None:
     """Serve the HTTP API (uvicorn) and run the MQTT ingest worker. Secrets (admin key, broker
     password) come from the environment only: MCODE_CLOUD_ADMIN_KEY, MCODE_CLOUD_BROKER_PASSWORD."""
@@ -33,7 +44,7 @@ def run(db_url: str | None = typer.Option(None, help=f"SQLAlchemy URL [env {ENV_
     import uvicorn
 
     from cloud.app import create_app
-    from cloud.worker import IngestWorker
+    from cloud.worker import IngestWorker, default_group
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     st = Settings.from_env()
@@ -45,8 +56,9 @@ def run(db_url: str | None = typer.Option(None, help=f"SQLAlchemy URL [env {ENV_
     if ingest:
         from cloud.gateway_config import ReportListener
 
+        group = default_group(st.broker_password) if ingest_group is None else ingest_group
         worker = IngestWorker(api.state.session_factory, st.broker_host, st.broker_port, st.broker_user,
-                              st.broker_password).start()
+                              st.broker_password, client_id=worker_id, group=group).start()
         reports = ReportListener(api.state.session_factory, st.broker_host, st.broker_port, st.broker_user,
                                  st.broker_password).start()
     try:
@@ -59,6 +71,44 @@ def run(db_url: str | None = typer.Option(None, help=f"SQLAlchemy URL [env {ENV_
 
 
 DbUrlOpt = Annotated[str | None, typer.Option(help=f"SQLAlchemy URL [env {ENV_PREFIX}DB_URL]")]
+
+
+@app.command("ingest")
+def ingest_only(worker_id: WorkerIdOpt = "mcode-cloud-ingest", ingest_group: IngestGroupOpt = None,
+                db_url: DbUrlOpt = None,
+                broker_host: Annotated[str | None, typer.Option(help="MQTT broker host")] = None,
+                broker_port: Annotated[int | None, typer.Option(help="MQTT broker port")] = None,
+                report_s: Annotated[float, typer.Option(help="log the worker's counts this often")] = 60.0,
+                retire: Annotated[bool, typer.Option(
+                    help="on exit, leave the group for good (unsubscribe, finish, end the session)")] = False,
+                ) -> None:
+    """Run one ingest worker without the HTTP API; start several, each with its own --worker-id, to
+    share the load. Stops on SIGTERM or Ctrl-C after finishing what it was handling."""
+    import dataclasses
+    import signal
+    import threading
+
+    from cloud.worker import IngestWorker, default_group
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log = logging.getLogger("mcode.cloud.cli")
+    st, sf = _session_factory(db_url)
+    st = dataclasses.replace(st, broker_host=broker_host or st.broker_host,
+                             broker_port=broker_port or st.broker_port)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    group = default_group(st.broker_password) if ingest_group is None else ingest_group
+    worker = IngestWorker(sf, st.broker_host, st.broker_port, st.broker_user, st.broker_password,
+                          client_id=worker_id, group=group).start()
+    log.info("ingest worker %s subscribed (%s group)", worker_id, "a shared" if group else "no")
+    try:
+        while not stop.wait(report_s):
+            log.info("ingest counts %s", json.dumps(worker.snapshot()))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker.stop(retire=retire)
+        log.info("ingest counts %s", json.dumps(worker.snapshot()))
 
 
 def _session_factory(db_url: str | None) -> tuple[Settings, Any]:

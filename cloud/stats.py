@@ -8,13 +8,13 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from cloud.db import SessionFactory
+from cloud.gaps import gap_counts
 from cloud.models import Campaign, Device, Entry, Event, Order, Payout
 from protocol.record import KIND_TAP
 
 
 def merchant_stats(sf: SessionFactory, merchant_id: int) -> dict[str, Any]:
-    """Gaps: sequence numbers missing between consecutive received events of a device, in
-    (epoch, seq) order; a seq that goes backwards (a device that lost its counter) is no gap."""
+    """Gaps: records missing from each device's log sequence (cloud.gaps)."""
     mine = Campaign.merchant_id == merchant_id
     with sf() as s:
         devices = s.execute(select(Device.id, Device.label, Device.location, Device.slot, Campaign.base_code)
@@ -26,13 +26,6 @@ def merchant_stats(sf: SessionFactory, merchant_id: int) -> dict[str, Any]:
                    func.max(Event.received_at_ms))
             .join(Device, Event.device_id == Device.id).join(Campaign, Device.campaign_id == Campaign.id)
             .where(mine).group_by(Event.device_id))}
-        prev = func.lag(Event.seq).over(partition_by=Event.device_id, order_by=(Event.epoch, Event.seq))
-        sub = (select(Event.device_id.label("device_id"), Event.seq.label("seq"), prev.label("prev"))
-               .join(Device, Event.device_id == Device.id).join(Campaign, Device.campaign_id == Campaign.id)
-               .where(mine).subquery())
-        gap = case((sub.c.seq > sub.c.prev + 1, sub.c.seq - sub.c.prev - 1), else_=0)
-        gaps = {r[0]: int(r[1] or 0) for r in s.execute(
-            select(sub.c.device_id, func.sum(gap)).group_by(sub.c.device_id))}
         entries = {r[0]: int(r[1]) for r in s.execute(
             select(Entry.device_id, func.count(Entry.id)).join(Campaign, Entry.campaign_id == Campaign.id)
             .where(mine).group_by(Entry.device_id))}
@@ -40,6 +33,8 @@ def merchant_stats(sf: SessionFactory, merchant_id: int) -> dict[str, Any]:
             select(func.count(func.distinct(Order.id)), func.coalesce(func.sum(Payout.amount_minor), 0))
             .select_from(Order).join(Payout, Payout.order_id == Order.id, isouter=True)
             .where(Order.merchant_id == merchant_id)).one()
+    gaps = gap_counts(sf, Event.device_id.in_(
+        select(Device.id).join(Campaign, Device.campaign_id == Campaign.id).where(mine)))
     rows = []
     for dev_id, label, location, slot, base in devices:
         n, taps, last = counts.get(dev_id, (0, 0, None))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -56,6 +57,29 @@ class GatewayClient:
 
     def ack(self) -> dict[str, Any]:
         return self.acks.get(timeout=WAIT_S)
+
+    def acks_until(self, bseqs: set[int], extra: int = 0,
+                   timeout: float = 3 * WAIT_S) -> list[dict[str, Any]]:
+        """Every ack that arrives until each of `bseqs` has one and `extra` more acks naming no
+        bseq of those have come (refused batches whose bseq could not be read are acked as -1)."""
+        got: list[dict[str, Any]] = []
+        missing, others = set(bseqs), 0
+        deadline = time.monotonic() + timeout
+        while missing or others < extra:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{self.gw_hex}: no ack for {len(missing)} batches, e.g. "
+                                     f"{sorted(missing)[:10]}; {others} of {extra} others")
+            try:
+                ack = self.acks.get(timeout=left)
+            except queue.Empty:
+                continue
+            got.append(ack)
+            if ack["bseq"] in bseqs:
+                missing.discard(ack["bseq"])
+            else:
+                others += 1
+        return got
 
     def close(self) -> None:
         self.c.disconnect()

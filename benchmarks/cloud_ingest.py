@@ -1,0 +1,396 @@
+"""Cloud ingest throughput: events/s from batches waiting on the broker to rows stored, per worker,
+as a ratio of a raw executemany of the same rows into the same kind of database, in the same run.
+
+Run: python -m benchmarks.cloud_ingest [--batches 1000 --batch 100 --devices 10 --rounds 3
+     --workers 1,2] [--quick] [--profile] [--json]
+
+One real Mosquitto with auth (sim/broker.py) serves every run. Each run gets a fresh SQLite file made
+by cloud.db.make_engine (the app's schema, WAL, synchronous=FULL), provisioned with one merchant,
+campaign, gateway and `devices` devices. Outside the clocks, `batches` signed gateway batches of
+`batch` tap records each are made (devices interleaved, as a gateway's spool seals them). Then, in an
+order that rotates from round to round:
+
+- workers (k of them, for each k in --workers): k worker sessions join the shared-subscription group
+  and disconnect; the gateway publishes every batch at QoS 1 while they are down, so the batches wait
+  in the workers' persistent sessions (split between them by the broker). Then k processes, each one
+  cloud.worker.IngestWorker as `mcode cloud ingest` runs it, are told to start at once; the clock runs
+  from that moment until the last delivery is committed (each worker reports when its last one was).
+  The rows are then counted in the database: every event stored once.
+- raw: the same rows (decoded outside the clock) into a fresh database made the same way, with the
+  DB-API's executemany, INSERT OR IGNORE, one transaction per gateway batch (the unit a worker is
+  handed and must commit before it acks);
+- raw_grouped: the same, one transaction per MAX_GROUP (50) batches: the most a worker puts in one
+  transaction when batches queue up, as they do here. This is the stricter baseline: the worker's
+  cost over the database's own at the same commit rate.
+
+Reported per run: events/s in all, per worker, and as ratios of both raw runs in the same round;
+medians over the rounds. --profile runs the ingest core (cloud.ingest.Ingestor, in groups as the
+worker forms them) in this process under cProfile over one round's batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from sqlalchemy import func, select
+
+from cloud import provision
+from cloud.db import SessionFactory, make_engine, make_session_factory
+from cloud.ingest import EVENT_COLUMNS, Ingestor
+from cloud.models import Device, Event
+from cloud.worker import MAX_GROUP, SESSION_EXPIRY_S, IngestWorker, shared_subscription
+from protocol import batch as pb
+from protocol import record as pr
+from protocol.hmac256 import HmacKey
+from protocol.keys import record_key
+from sim.broker import Broker
+
+GW_HEX = "c0c1c2c3c4c5c6c7"
+GW_PW = "gw-pw"
+CLOUD_PW = "cloud-pw"
+RECEIVED_AT_MS = 1_700_000_000_000
+WAIT_S = 600.0  # give up on a run; never a pass/fail bound
+
+
+@dataclass
+class Workload:
+    gw_key: Ed25519PrivateKey
+    device_keys: list[tuple[str, bytes]]  # (id hex, 32-byte key)
+    payloads: list[bytes]
+    rows: list[list[tuple[Any, ...]]]  # per batch, as cloud.ingest stores them (EVENT_COLUMNS)
+
+    @property
+    def events(self) -> int:
+        return sum(len(r) for r in self.rows)
+
+
+def make_workload(batches: int, per_batch: int, devices: int) -> Workload:
+    gw_key = Ed25519PrivateKey.generate()
+    devs = [(f"d0{d:014x}", bytes([d + 1]) * 32) for d in range(devices)]
+    keys = [HmacKey(record_key(k)) for _, k in devs]
+    seqs = [0] * devices
+    payloads, rows = [], []
+    for b in range(1, batches + 1):
+        recs, batch_rows = [], []
+        for i in range(per_batch):
+            d = (b * per_batch + i) % devices  # interleaved, as a spool fed by several collectors
+            seqs[d] += 1
+            dev = bytes.fromhex(devs[d][0])
+            rec = pr.make(keys[d], dev, pr.KIND_TAP, pr.FLAG_CLOCK_SET, 1, seqs[d], 1_700_000_000 + seqs[d],
+                          seqs[d].to_bytes(8, "big"))
+            recs.append((dev, rec))
+            _, kind, flags, epoch, seq, t, data = pr.unpack(rec)
+            batch_rows.append((devs[d][0], epoch, seq, kind, flags, t, data, rec, GW_HEX, b, RECEIVED_AT_MS))
+        payloads.append(pb.sign(pb.Batch(bytes.fromhex(GW_HEX), b, RECEIVED_AT_MS, recs), gw_key))
+        rows.append(batch_rows)
+    return Workload(gw_key, devs, payloads, rows)
+
+
+def fresh_db(path: Path, w: Workload) -> tuple[str, SessionFactory]:
+    url = f"sqlite:///{path}"
+    sf = make_session_factory(make_engine(url))
+    m = provision.create_merchant(sf, "bench")
+    c = provision.create_campaign(sf, m["merchant_id"], "7001", slots=max(10, len(w.device_keys)), digits=4,
+                                  period_s=60, pool_minor=0, label_zh="基准", label_en="bench")
+    for dev_id, _ in w.device_keys:
+        provision.create_device(sf, c["campaign_id"], device_id=dev_id)
+    with sf.begin() as s:  # the keys the workload's records were sealed with
+        for dev_id, key in w.device_keys:
+            d = s.get(Device, dev_id)
+            assert d is not None
+            d.device_key = key
+    raw = (Encoding.Raw, PublicFormat.Raw)
+    provision.create_gateway(sf, GW_HEX, w.gw_key.public_key().public_bytes(*raw).hex(),
+                             merchant_id=m["merchant_id"])
+    return url, sf
+
+
+def count_events(sf: SessionFactory) -> int:
+    with sf() as s:
+        return int(s.scalar(select(func.count(Event.id))) or 0)
+
+
+# ---- raw baseline -------------------------------------------------------------------------------
+
+def run_raw(url: str, rows: list[list[tuple[Any, ...]]], per_txn: int = 1) -> float:
+    """Seconds to INSERT OR IGNORE every batch's rows with executemany, a commit per `per_txn`
+    batches."""
+    engine = make_engine(url, create=False)  # the same pragmas (connect hook) as the app's engine
+    sql = (f"INSERT OR IGNORE INTO events ({', '.join(EVENT_COLUMNS)}) "
+           f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})")
+    conn = engine.raw_connection()
+    try:
+        t0 = time.perf_counter()
+        for i, chunk in enumerate(rows, 1):
+            cur = conn.cursor()
+            cur.executemany(sql, chunk)
+            if i % per_txn == 0 or i == len(rows):
+                conn.commit()
+        return time.perf_counter() - t0
+    finally:
+        conn.close()
+        engine.dispose()
+
+
+# ---- workers ------------------------------------------------------------------------------------
+
+def _client(client_id: str, user: str, password: str) -> mqtt.Client:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c.username_pw_set(user, password)
+    return c
+
+
+def register_sessions(broker: Broker, client_ids: list[str], subscription: str) -> None:
+    """Make each worker's persistent session and its subscription, then leave: what is published
+    next waits in those sessions."""
+    for cid in client_ids:
+        c = _client(cid, "cloud", CLOUD_PW)
+        done = threading.Event()
+        c.on_connect = lambda cl, ud, fl, rc, pr_: cl.subscribe(subscription, qos=1)
+        c.on_subscribe = lambda *a, done=done: done.set()
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        c.connect(broker.host, broker.port, clean_start=True, properties=props)
+        c.loop_start()
+        if not done.wait(30):
+            raise RuntimeError(f"session {cid}: no SUBACK")
+        c.disconnect()
+        c.loop_stop()
+
+
+def publish_all(broker: Broker, payloads: list[bytes], window: int = 100) -> None:
+    c = _client(f"bench-gw-{GW_HEX}", GW_HEX, GW_PW)
+    c.max_inflight_messages_set(window)
+    acked = threading.Semaphore(0)
+    c.on_publish = lambda *a: acked.release()
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    try:
+        for p in payloads:
+            info = c.publish(pb.batch_topic(GW_HEX), p, qos=1)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                raise RuntimeError(f"publish refused: {mqtt.error_string(info.rc)}")
+        for _ in payloads:
+            if not acked.acquire(timeout=WAIT_S):
+                raise RuntimeError("broker did not PUBACK every batch")
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+class WorkerProcess:
+    """This module's --child mode: one IngestWorker in its own process, started on "GO"."""
+
+    def __init__(self, url: str, broker: Broker, client_id: str, group: str) -> None:
+        self.p = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.cloud_ingest", "--child", "--db-url", url, "--port",
+             str(broker.port), "--client-id", client_id, "--group", group],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+        self.last: dict[str, Any] = {}
+        self.changed = threading.Event()
+        assert self.p.stdout is not None
+        if self.p.stdout.readline().strip() != "READY":
+            self.p.kill()
+            raise RuntimeError("worker process did not start")
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.p.stdout is not None
+        for line in self.p.stdout:
+            self.last = json.loads(line)
+            self.changed.set()
+
+    def send(self, word: str) -> None:
+        assert self.p.stdin is not None
+        self.p.stdin.write(word + "\n")
+        self.p.stdin.flush()
+
+    def finish(self) -> dict[str, Any]:
+        self.send("STOP")
+        self.p.wait(60)
+        time.sleep(0.05)
+        return self.last
+
+
+def run_workers(work: Path, broker: Broker, w: Workload, k: int, tag: str) -> dict[str, Any]:
+    url, sf = fresh_db(work / f"workers-{tag}.db", w)
+    group = f"bench-{tag}"
+    ids = [f"bench-ingest-{tag}-{i}" for i in range(k)]
+    register_sessions(broker, ids, shared_subscription(group))
+    publish_all(broker, w.payloads)
+    procs = [WorkerProcess(url, broker, cid, group) for cid in ids]
+    try:
+        t_go = time.time()
+        for p in procs:
+            p.send("GO")
+        deadline = time.monotonic() + WAIT_S
+        while sum(p.last.get("batches", 0) for p in procs) < len(w.payloads):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"workers stuck: {[p.last for p in procs]}")
+            time.sleep(0.01)
+        t_end = max(p.last["t_last"] for p in procs)
+    finally:
+        finals = [p.finish() for p in procs]
+    stored = count_events(sf)
+    if stored != w.events or sum(f["stored"] for f in finals) != w.events:
+        raise RuntimeError(f"stored {stored} events of {w.events}: {finals}")
+    return {"seconds": t_end - t_go, "per_worker_batches": [f["batches"] for f in finals],
+            "transactions": sum(f["transactions"] for f in finals),
+            "errors": sum(f["errors"] for f in finals)}
+
+
+def child(url: str, port: int, client_id: str, group: str) -> None:
+    sf = make_session_factory(make_engine(url, create=False))
+    worker = IngestWorker(sf, "127.0.0.1", port, "cloud", CLOUD_PW, client_id=client_id, group=group)
+    print("READY", flush=True)
+    stop = threading.Event()
+
+    def report() -> None:
+        seen = -1
+        while not stop.wait(0.002):
+            n = worker.counts.batches
+            if n != seen:
+                seen = n
+                print(json.dumps({**worker.snapshot(), "t_last": time.time()}), flush=True)
+
+    threading.Thread(target=report, daemon=True).start()
+    for line in sys.stdin:
+        if line.strip() == "GO":
+            worker.start()
+        elif line.strip() == "STOP":
+            break
+    worker.stop()
+    stop.set()
+    print(json.dumps({**worker.snapshot(), "t_last": time.time()}), flush=True)
+
+
+# ---- rounds -------------------------------------------------------------------------------------
+
+def profile_core(work: Path, w: Workload) -> str:
+    _, sf = fresh_db(work / "profile.db", w)
+    topic = pb.batch_topic(GW_HEX)
+    ing = Ingestor(sf)
+    prof = cProfile.Profile()
+    prof.enable()
+    for i in range(0, len(w.payloads), MAX_GROUP):
+        ing.ingest_many([(topic, p) for p in w.payloads[i:i + MAX_GROUP]])
+    prof.disable()
+    s = io.StringIO()
+    pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(25)
+    return s.getvalue()
+
+
+def _spread(xs: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(xs), 4), "min": round(min(xs), 4), "max": round(max(xs), 4)}
+
+
+def measure(batches: int, per_batch: int, devices: int, rounds: int, workers: list[int],
+            profile: bool = False, verbose: bool = True) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="mcode-ingest-bench-", ignore_cleanup_errors=True) as d:
+        work = Path(d)
+        w = make_workload(batches, per_batch, devices)
+        runs: list[dict[str, Any]] = []
+        with Broker(work / "broker", {"cloud": CLOUD_PW, GW_HEX: GW_PW}) as broker:
+            for r in range(rounds):
+                kinds: list[int] = [0, -1, *workers]  # 0: raw, -1: raw_grouped
+                kinds = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
+                raw: dict[int, float] = {}
+                round_runs: list[dict[str, Any]] = []
+                for k in kinds:
+                    if k <= 0:
+                        url, _ = fresh_db(work / f"raw-{r}-{-k}.db", w)
+                        raw[k] = w.events / run_raw(url, w.rows, MAX_GROUP if k else 1)
+                    else:
+                        res = run_workers(work, broker, w, k, f"{r}-{k}")
+                        round_runs.append({"round": r + 1, "workers": k, **res,
+                                           "eps": w.events / res["seconds"]})
+                for run in round_runs:
+                    run["raw_eps"], run["raw_grouped_eps"] = raw[0], raw[-1]
+                    run["eps_per_worker"] = run["eps"] / run["workers"]
+                    run["ratio"] = run["eps"] / raw[0]
+                    run["ratio_per_worker"] = run["eps_per_worker"] / raw[0]
+                    run["ratio_grouped"] = run["eps"] / raw[-1]
+                    run["ratio_grouped_per_worker"] = run["eps_per_worker"] / raw[-1]
+                    if verbose:
+                        print(f"round {r + 1}: {run['workers']} worker(s) {run['eps']:,.0f} ev/s "
+                              f"({run['eps_per_worker']:,.0f} per worker); raw {raw[0]:,.0f}, raw_grouped "
+                              f"{raw[-1]:,.0f} ev/s; per worker / raw {run['ratio_per_worker']:.3f}, "
+                              f"/ raw_grouped {run['ratio_grouped_per_worker']:.3f}; "
+                              f"{run['transactions']} transactions for {batches} batches",
+                              file=sys.stderr, flush=True)
+                runs.extend(round_runs)
+        prof_text = profile_core(work, w) if profile else ""
+    summary = {}
+    for k in workers:
+        mine = [x for x in runs if x["workers"] == k]
+        summary[str(k)] = {key: _spread([x[key] for x in mine])
+                           for key in ("eps", "eps_per_worker", "raw_eps", "raw_grouped_eps", "ratio",
+                                       "ratio_per_worker", "ratio_grouped", "ratio_grouped_per_worker")}
+    return {"batches": batches, "batch": per_batch, "devices": devices, "events": w.events,
+            "rounds": rounds, "workers": workers, "cpus": os.cpu_count(), "runs": runs, "summary": summary,
+            "profile": prof_text}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description="Cloud ingest events/s per worker / raw executemany.")
+    ap.add_argument("--batches", type=int, default=1000)
+    ap.add_argument("--batch", type=int, default=100, help="records per batch (the gateway's default)")
+    ap.add_argument("--devices", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated")
+    ap.add_argument("--quick", action="store_true", help="200 batches, 1 round (a smoke run)")
+    ap.add_argument("--profile", action="store_true", help="the ingest core under cProfile afterwards")
+    ap.add_argument("--json", action="store_true", help="one JSON line instead of the summary")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--db-url", help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--client-id", help=argparse.SUPPRESS)
+    ap.add_argument("--group", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.child:
+        child(a.db_url, a.port, a.client_id, a.group)
+        return
+    if a.quick:
+        a.batches, a.rounds = 200, 1
+    res = measure(a.batches, a.batch, a.devices, a.rounds, [int(x) for x in a.workers.split(",")], a.profile,
+                  verbose=not a.json)
+    if a.json:
+        print(json.dumps(res))
+        return
+    for k, s in res["summary"].items():
+        print(f"{k} worker(s): median {s['eps']['median']:,.0f} ev/s, "
+              f"{s['eps_per_worker']['median']:,.0f} per worker; raw {s['raw_eps']['median']:,.0f} ev/s, "
+              f"raw_grouped {s['raw_grouped_eps']['median']:,.0f}; per worker / raw "
+              f"{s['ratio_per_worker']['median']:.3f} (min {s['ratio_per_worker']['min']:.3f}, max "
+              f"{s['ratio_per_worker']['max']:.3f}), / raw_grouped "
+              f"{s['ratio_grouped_per_worker']['median']:.3f} "
+              f"(min {s['ratio_grouped_per_worker']['min']:.3f}, "
+              f"max {s['ratio_grouped_per_worker']['max']:.3f})")
+    print(f"{res['events']:,} events in {a.batches} batches of {a.batch} from {a.devices} devices, "
+          f"{a.rounds} rounds, {res['cpus']} CPUs")
+    if res["profile"]:
+        print(res["profile"])
+
+
+if __name__ == "__main__":
+    main()
