@@ -18,7 +18,7 @@ L = {
     "entries": ("进店", "Entries"),
     "total": ("合计", "Total"),
     "orders": ("订单", "Orders"),
-    "paid": ("已分配酬金", "Pool paid out"),
+    "paid": ("付给酬客（不含已退款订单）", "Paid to sharers (refunds excluded)"),
     "none": ("尚无设备", "No devices yet"),
     "gaps_note": ("缺失：设备日志序号中未收到的记录数。",
                   "Gaps: records missing from a device's log sequence."),

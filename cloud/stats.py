@@ -29,10 +29,12 @@ def merchant_stats(sf: SessionFactory, merchant_id: int) -> dict[str, Any]:
         entries = {r[0]: int(r[1]) for r in s.execute(
             select(Entry.device_id, func.count(Entry.id)).join(Campaign, Entry.campaign_id == Campaign.id)
             .where(mine).group_by(Entry.device_id))}
-        orders, paid = s.execute(
-            select(func.count(func.distinct(Order.id)), func.coalesce(func.sum(Payout.amount_minor), 0))
-            .select_from(Order).join(Payout, Payout.order_id == Order.id, isouter=True)
-            .where(Order.merchant_id == merchant_id)).one()
+        # refunded orders are neither counted nor paid; the pool's remainder is not "paid out"
+        live = (Order.merchant_id == merchant_id) & (Order.status == "placed")
+        orders = s.scalar(select(func.count(Order.id)).where(live))
+        paid = s.scalar(select(func.coalesce(func.sum(Payout.amount_minor), 0))
+                        .join(Order, Payout.order_id == Order.id)
+                        .where(live, Payout.payee == "participant"))
     gaps = gap_counts(sf, Event.device_id.in_(
         select(Device.id).join(Campaign, Device.campaign_id == Campaign.id).where(mine)))
     rows = []

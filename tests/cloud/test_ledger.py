@@ -192,6 +192,8 @@ def test_hold_period_statements_csv_and_refund(client: TestClient, sf: SessionFa
     assert {x["account"] for x in rows} == {f"campaign_budget:{cid}", f"sharer:{pid}",
                                             f"charity:{world.merchant['merchant_id']}"}
     # refund: reversed once, whatever the retries
+    tot = client.get("/merchant/stats.json", headers=h).json()["totals"]
+    assert (tot["orders"], tot["pool_paid_minor"]) == (1, 500)  # to the sharer; not the charity's 500
     first = client.post(f"/orders/{ans['order_id']}/refund", headers=h)
     again = client.post(f"/orders/{ans['order_id']}/refund", headers=h)
     assert first.status_code == again.status_code == 200
@@ -202,6 +204,8 @@ def test_hold_period_statements_csv_and_refund(client: TestClient, sf: SessionFa
     camp = client.get(f"/ledger/campaigns/{cid}", headers=h).json()
     assert camp["balance_minor"] == 0 and all(t["balance_minor"] == 0 for t in camp["accounts"].values())
     assert client.get(f"/orders/{ans['order_id']}", headers=h).json()["status"] == "refunded"
+    tot = client.get("/merchant/stats.json", headers=h).json()["totals"]
+    assert (tot["orders"], tot["pool_paid_minor"]) == (0, 0)
     bal = client.get("/ledger/balances", headers=h).json()
     assert bal["sum_minor"] == 0
     with sf() as s:
