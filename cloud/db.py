@@ -11,8 +11,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from cloud.models import Base
-
 SessionFactory = sessionmaker[Session]
 
 
@@ -26,7 +24,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def make_engine(url: str = "sqlite:///mcode-cloud.db", create: bool = True) -> Engine:
-    """An engine for `url`; SQLite gets WAL + synchronous=FULL. Creates missing tables if `create`."""
+    """An engine for `url`; SQLite gets WAL + synchronous=FULL. With `create`, migrates the database
+    to the newest schema (cloud/migrate.py), making it first if it is empty."""
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False}
@@ -36,7 +35,9 @@ def make_engine(url: str = "sqlite:///mcode-cloud.db", create: bool = True) -> E
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     if create:
-        Base.metadata.create_all(engine)
+        from cloud.migrate import upgrade  # imports cloud.db itself
+
+        upgrade(engine)
     return engine
 
 

@@ -8,12 +8,14 @@ from typing import Annotated
 import typer
 
 from cloud.cli import app as cloud_app
+from cloud.db_cli import app as db_app
 from cloud.rules_cli import app as rules_app
 from gateway.cli import app as gateway_app
 from tools.cli import app as tools_app
 
 app = typer.Typer(help="mcode: rotating M-codes, BLE gateway, reward cloud.", no_args_is_help=True)
 app.add_typer(gateway_app, name="gateway")
+cloud_app.add_typer(db_app, name="db")
 app.add_typer(cloud_app, name="cloud")
 app.add_typer(tools_app, name="tools")
 app.add_typer(rules_app, name="rules")
