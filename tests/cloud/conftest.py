@@ -1,9 +1,9 @@
-"""Cloud fixtures: a real SQLite file database, the API on it with a settable clock, and a
-provisioned world (merchant, campaign, devices, gateway with an Ed25519 key)."""
+"""Cloud fixtures: a real database (each test runs on a SQLite file and on PostgreSQL), the API
+on it with a settable clock, and a provisioned world (merchant, campaign, devices, gateway with
+an Ed25519 key)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +18,9 @@ from sqlalchemy import Engine
 from cloud import provision
 from cloud.app import create_app
 from cloud.db import SessionFactory, make_engine, make_session_factory
-from cloud.models import Base
 from cloud.settings import Settings
 from tests.conftest import GATEWAY_ID
+from tests.pg import TEMPLATE, PgCluster, start_cluster
 
 ADMIN_KEY = "admin-test-key"
 T0 = 1_700_000_000.0  # a fixed "now" for resolution tests
@@ -43,17 +43,30 @@ class World:
     gateway_id: str
 
 
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgCluster]:
+    """One PostgreSQL server for the session (tests/pg.py); fails in CI if PostgreSQL is missing."""
+    cluster = start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every cloud test runs on both databases: a new SQLite file, or a new PostgreSQL database
+    copied from the migrated template (dropped after the test)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cloud.db'}"
+        return
+    cluster: PgCluster = request.getfixturevalue("pg")
+    with cluster.database(TEMPLATE) as url:
+        yield url
+
+
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    """A SQLite file in tmp_path; MCODE_CLOUD_TEST_DB_URL points the same tests at another database
-    (e.g. postgresql+psycopg://...), whose tables are dropped and made anew for each test."""
-    url = os.environ.get("MCODE_CLOUD_TEST_DB_URL")
-    if url:
-        e = make_engine(url, create=False)
-        Base.metadata.drop_all(e)
-        Base.metadata.create_all(e)
-    else:
-        e = make_engine(f"sqlite:///{tmp_path / 'cloud.db'}")
+def engine(db_url: str) -> Iterator[Engine]:
+    """The database migrated to head, as the app's startup does it."""
+    e = make_engine(db_url)
     yield e
     e.dispose()
 
