@@ -73,7 +73,7 @@ async def _drive(spec: str, name: str, cfg: GatewayConfig, spool: Spool, taps: i
 
 
 def measure(taps: int, seconds: float, heap: int = HEAP,
-            board: str = LARGEST_BOARD) -> dict[str, int | float | str | list[str]]:
+            board: str = LARGEST_BOARD) -> dict[str, int | float | str | list[str] | None]:
     work = Path(tempfile.mkdtemp(prefix="mcode-heap-"))
     dev_key, dev_id, gw_id = os.urandom(32), os.urandom(8), os.urandom(8)
     flash = work / "flash"
@@ -107,13 +107,19 @@ def measure(taps: int, seconds: float, heap: int = HEAP,
     if line is None:
         raise RuntimeError(out[-2000:])
     f = {k: int(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
-    # What the device said went wrong (e.g. "control failed: out of memory"), counted.
-    errors = [ln for ln in out.splitlines() if "failed" in ln or "Error" in ln]
+    # qstr_info: "qstr pool: n_pool=5, n_qstr=578, ..." (the next pool costs ~7 KB at once)
+    q = next((ln for ln in out.splitlines() if ln.startswith("qstr pool:")), "")
+    qf = {k.strip(): int(v) for k, v in (kv.split("=") for kv in q.split(":", 1)[1].split(","))} if q else {}
+    # What the device said went wrong (e.g. "control failed: out of memory", a display
+    # task short of heap, the watchdog giving up), counted.
+    errors = [ln for ln in out.splitlines()
+              if "failed" in ln or "Error" in ln or "out of memory" in ln or ln.startswith("watchdog:")]
     return {"board": board, "device_errors": len(errors), "first_device_errors": errors[:3],
             "taps": done, "tap_retries": len(retries), "first_retry": retries[:1],
             "records_spooled": spool.counts().records, "device_head_seq": f["head"],
             "heap_limit": heap, "interpreter_base": f["base"], "live_peak": f["live_peak"],
             "live_end": f["live_end"], "alloc_peak_between_collects": f["peak"],
+            "qstrs": qf.get("n_qstr"), "qstr_pools": qf.get("n_pool"),
             "live_peak_ratio_of_limit": round(f["live_peak"] / heap, 3),
             "live_peak_ratio_of_interpreter_base": round(f["live_peak"] / f["base"], 1),
             # The host's Python bluetooth module (imported, before any firmware): on the ESP32

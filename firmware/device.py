@@ -14,6 +14,11 @@ import time
 import asyncio
 from micropython import const
 
+# asyncio loads these on first use (asyncio.event, asyncio.funcs): at import,
+# while the heap is tidy, not at a later wake when it may have no room (seen at
+# 60K: the display task died for the 464 bytes).
+from asyncio import Event, wait_for_ms
+
 import config
 from clock import Clock
 from display import ST_BATTERY_LOW, ST_CLOCK_STALE, ST_CLOCK_UNSET, ST_NO_GATEWAY
@@ -32,11 +37,10 @@ _MAX_WAIT_MS = const(30000)  # display task wakes at least this often
 _NO_GW_S = const(3600)
 _BAT_HYST_MV = const(50)  # battery-low clears only this far above the threshold
 
-# Per-connection state: [mtu, streaming, tap tokens, ticks_ms of the last refill]
+# Per-connection state: [mtu, tap tokens, ticks_ms of the last refill]
 _MTU = const(0)
-_STREAMING = const(1)
-_TOKENS = const(2)
-_REFILL_AT = const(3)
+_TOKENS = const(1)
+_REFILL_AT = const(2)
 # Tap rate limit, a token bucket per connection: a burst of _TAP_BURST taps,
 # then one more every _TAP_EVERY_MS. A phone taps once per connection; a flood
 # is refused with RATE_LIMITED before it reaches the flash, so it costs the
@@ -44,6 +48,13 @@ _REFILL_AT = const(3)
 _TAP_BURST = const(4)
 _TAP_EVERY_MS = const(500)
 _DEFAULT_MTU = const(23)
+# The READ under way (one at a time): [conn, ctr, next seq, send tries left,
+# records in the buffer not yet sent (0: none)]
+_RD_CONN = const(0)
+_RD_CTR = const(1)
+_RD_SEQ = const(2)
+_RD_TRIES = const(3)
+_RD_HELD = const(4)
 
 
 class Device:
@@ -68,12 +79,19 @@ class Device:
         self._code = None
         self._shown = False  # nothing drawn yet (None means 'drew the unsynced screen')
         self._marks = -1  # the display.ST_* marks drawn (-1: none yet)
-        self.clock_changed = asyncio.Event()  # wakes the display task
+        self.clock_changed = Event()  # wakes the display task
         self.safe = safe  # safe mode (main.py): INFO says so
         self._battery = battery  # hw.make_battery: (read_mv, low_mv), None on mains
         self._gw_at = self.clock.uptime()  # the last READ or ACK, or the boot
         self._info_st = 0  # the status in the last INFO value
         self._info = bytearray(gatt.INFO_LEN)
+        # A READ allocates nothing big: its LOG frame buffer is made now (one
+        # notification at the MTU the device asks for: 6 records at 247), and
+        # read_step streams it without a coroutine of its own.
+        self._rbuf = bytearray(1 + gatt.log_capacity(gatt.WANT_MTU) * record.RECORD_LEN)
+        self._rmv = memoryview(self._rbuf)
+        self._rd = None  # the READ under way (_RD_*)
+        self.reads = Event()  # set when a READ is taken: wakes main's reader
         # BOOT data: fw (u16), reset cause (u8, record.RESET_*), zero pad.
         self.log = ScanLog(root, self._rec, cfg.device_id, 0, self.clock.uptime(),
                            struct.pack(record.BOOT_FMT, cfg.fw, reset_cause))
@@ -109,7 +127,7 @@ class Device:
         if st is None:
             if len(self._conns) >= _MAX_CONNS:
                 self._conns.clear()
-            st = [_DEFAULT_MTU, False, _TAP_BURST, time.ticks_ms()]
+            st = [_DEFAULT_MTU, _TAP_BURST, time.ticks_ms()]
             self._conns[conn] = st
         return st
 
@@ -182,7 +200,19 @@ class Device:
 
     async def on_control(self, conn, frame):
         """A CONTROL write. Replies on CONTROL (after streaming LOG for a READ);
-        returns the reply."""
+        returns the reply. (main.serve uses command and read_step instead.)"""
+        r = self.command(conn, frame)
+        if r is None:  # a READ taken: stream it here
+            r = self.read_step()
+            while isinstance(r, int):
+                await asyncio.sleep_ms(r)
+                r = self.read_step()
+        return r
+
+    def command(self, conn, frame):
+        """A CONTROL write, handled at once (frame is not kept): returns the
+        reply, already notified; None for a READ taken, whose LOG frames and
+        reply read_step sends."""
         h = command.header(frame)
         if h is None:
             return self._reply(conn, frame[1] if len(frame) > 1 else 0, command.MALFORMED, 0, 0)
@@ -200,7 +230,7 @@ class Device:
             if self._marks > 0 and self._marks & ST_NO_GATEWAY:
                 self.clock_changed.set()
         if op == command.OP_CONFIG:
-            return self._configure(conn, ctr, command.payload(frame))
+            return self._configure(conn, ctr, bytes(command.payload(frame)))
         fmt = command.PAYLOAD_FMT.get(op)
         if fmt is None:
             return self._reply(conn, op, command.UNKNOWN_OP, ctr, 0)
@@ -219,7 +249,7 @@ class Device:
                 return self._reply(conn, op, command.BUSY, ctr, self.log.acked)
             self._info_changed()
             return self._reply(conn, op, command.OK, ctr, acked)
-        return await self._stream(conn, ctr, args[0])
+        return self._read(conn, ctr, args[0])
 
     def _configure(self, conn, ctr, blob):
         """OP_CONFIG: a blob sealed by the cloud with the config key (the gateway
@@ -276,45 +306,55 @@ class Device:
         self.clock_changed.set()
         return self._reply(conn, op, command.OK, ctr, off & 0xFFFFFFFF)
 
-    async def _stream(self, conn, ctr, start):
+    def _read(self, conn, ctr, start):
         op = command.OP_READ
-        st = self._conn(conn)
-        n = gatt.log_capacity(st[_MTU])
-        if n <= 0:
+        if gatt.log_capacity(self._conn(conn)[_MTU]) <= 0:
             return self._reply(conn, op, command.BAD_ARG, ctr, self.log.head)
-        if st[_STREAMING]:
+        if self._rd is not None:  # one at a time: the gateway reads again later
             return self._reply(conn, op, command.BUSY, ctr, self.log.head)
-        st[_STREAMING] = True
-        buf = bytearray(1 + n * record.RECORD_LEN)
-        mv = memoryview(buf)
-        seq = start
-        try:
-            while True:
-                k = self.log.read_from(seq, mv[1:])
-                if not k:
-                    break
-                buf[0] = k
-                sent = await self._send_log(conn, mv[0:1 + k * record.RECORD_LEN])
-                if not sent:
-                    # Gone or hopelessly congested: the gateway re-reads from its cursor.
-                    return self._reply(conn, op, command.BUSY, ctr, self.log.head)
-                seq = record.seq_of(mv[1 + (k - 1) * record.RECORD_LEN:1 + k * record.RECORD_LEN]) + 1
-        finally:
-            st[_STREAMING] = False
-        return self._reply(conn, op, command.OK, ctr, self.log.head)
+        self._rd = [conn, ctr, start, _SEND_TRIES, 0]
+        self.reads.set()
+        return None
 
-    async def _send_log(self, conn, data):
-        for _ in range(_SEND_TRIES):
-            if conn not in self._conns:
-                return False
-            r = self._radio.log_frame(conn, data)
-            if r:
-                await asyncio.sleep_ms(0)  # let taps and other events in between frames
-                return True
-            if r is None:
-                return False
-            await asyncio.sleep_ms(_SEND_WAIT_MS)
-        return False
+    def read_step(self):
+        """One step of the READ under way: notify its next LOG frame, or once
+        the log is sent (or the link is gone or hopelessly congested: BUSY, the
+        gateway re-reads from its cursor) its reply. Returns ms to wait before
+        the next step, the reply when the READ is over, or None if there is no
+        READ. A plain call, so main runs the steps of every READ in one task."""
+        rd = self._rd
+        if rd is None:
+            return None
+        conn = rd[_RD_CONN]
+        st = self._conns.get(conn)
+        status = command.BUSY
+        if st is not None:
+            rl = record.RECORD_LEN
+            mv = self._rmv
+            k = rd[_RD_HELD]
+            if not k:  # the next records, as many as the MTU and the buffer take
+                n = min(gatt.log_capacity(st[_MTU]), (len(mv) - 1) // rl)
+                k = self.log.read_from(rd[_RD_SEQ], mv[1:1 + n * rl])
+                mv[0] = k
+            if not k:
+                status = command.OK
+            else:
+                r = self._radio.log_frame(conn, mv[0:1 + k * rl])
+                if r:
+                    rd[_RD_SEQ] = record.seq_of(mv[1 + (k - 1) * rl:1 + k * rl]) + 1
+                    rd[_RD_TRIES] = _SEND_TRIES
+                    rd[_RD_HELD] = 0
+                    return 0  # let taps and other events in between frames
+                rd[_RD_HELD] = k
+                rd[_RD_TRIES] -= 1
+                if r is False and rd[_RD_TRIES] > 0:
+                    return _SEND_WAIT_MS  # the stack is out of buffers: again soon
+        self._rd = None
+        return self._reply(conn, command.OP_READ, status, rd[_RD_CTR], self.log.head)
+
+    def read_abort(self):
+        """Drop the READ under way without a reply (e.g. no heap for a step)."""
+        self._rd = None
 
     # --- the rotating code -------------------------------------------------
     def code(self):
@@ -369,9 +409,12 @@ class Device:
                 # A panel or flash hiccup must not stop taps being served.
                 print("display:", repr(e))
                 wait = 1000
+            except MemoryError:  # nor a heap short for one redraw: again in a second
+                print("display: out of memory")
+                wait = 1000
             ev.clear()
             try:
                 # +2 ms so the wake-up lands just past the boundary, not just before.
-                await asyncio.wait_for_ms(ev.wait(), wait + 2)
+                await wait_for_ms(ev.wait(), wait + 2)
             except asyncio.TimeoutError:
                 pass

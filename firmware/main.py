@@ -38,38 +38,79 @@ _OOM_STALL = const(3)
 _oom = [0]
 
 
-async def _control(dev, conn, frame):
+def _no_heap():
+    _oom[0] += 1
+    print("control failed: out of memory", _oom[0])
+    gc.collect()
+
+
+def _replied(dev, r):
+    """A command got its reply r; True if the firmware must now restart: safe
+    mode took a new config, to be tried in normal mode."""
+    _oom[0] = 0
+    return dev.safe and r[0] == command.OP_CONFIG and r[1] == command.OK
+
+
+async def _restart(dev):
+    # Logged as RESET_SOFT, not counted as a failed boot.
+    await asyncio.sleep_ms(_RESTART_WAIT_MS)  # the reply's notification leaves
+    dev.log.close()
     try:
-        r = await dev.on_control(conn, frame)
+        _bootstate().note(dev.root, record.RESET_SOFT)
+    except Exception:  # flash or heap short: the next boot logs a crash instead
+        pass
+    if hw.on_device():
+        import machine
+
+        machine.reset()
+    sys.exit(_EXIT_RESET)
+
+
+def _command(dev, conn, frame):
+    """serve's CONTROL write, handled at once while the radio's ring slot holds
+    the frame: no copy, no task, no coroutine frame to find heap for (at 64K a
+    fragmented heap had no room for one). A READ is taken for _reader."""
+    try:
+        r = dev.command(conn, frame)
+        if r is not None and _replied(dev, r):
+            asyncio.create_task(_restart(dev))
     except MemoryError:
-        _oom[0] += 1
-        print("control failed: out of memory", _oom[0])
-        gc.collect()
-        return
+        _no_heap()
     except Exception as e:  # a failed command must not go unreported or stop the loop
         print("control failed:")
         sys.print_exception(e)
-        return
-    _oom[0] = 0
-    if dev.safe and r[0] == command.OP_CONFIG and r[1] == command.OK:
-        # Safe mode took a new config: restart to try it in normal mode. Logged
-        # as RESET_SOFT, not counted as a failed boot.
-        await asyncio.sleep_ms(_RESTART_WAIT_MS)  # the reply's notification leaves
-        dev.log.close()
-        try:
-            _bootstate().note(dev.root, record.RESET_SOFT)
-        except Exception:  # flash or heap short: the next boot logs a crash instead
-            pass
-        if hw.on_device():
-            import machine
 
-            machine.reset()
-        sys.exit(_EXIT_RESET)
+
+async def _reader(dev):
+    """Streams each READ dev.command took, a step (a LOG frame) per
+    dev.read_step call, in this one task made at boot: a READ allocates no
+    coroutine of its own."""
+    ev = dev.reads
+    while True:
+        await ev.wait()
+        ev.clear()
+        while True:
+            try:
+                w = dev.read_step()
+            except MemoryError:
+                dev.read_abort()  # no reply: the gateway's READ times out, as a failed command
+                _no_heap()
+                break
+            except Exception as e:
+                dev.read_abort()
+                print("control failed:")
+                sys.print_exception(e)
+                break
+            if not isinstance(w, int):
+                if w is not None:
+                    _replied(dev, w)
+                break
+            await asyncio.sleep_ms(w)
 
 
 async def serve(dev, radio):
-    """Drain the radio's event queue. Taps are handled inline (flash write +
-    receipt); a command runs as its own task because a READ streams for a while."""
+    """Drain the radio's event queue. Taps and commands are handled inline
+    (flash write + receipt or reply); READs stream in _reader."""
     import radio as r
 
     while True:
@@ -83,7 +124,7 @@ async def serve(dev, radio):
                 if k == r.EV_TAP:
                     dev.on_tap(conn, radio.ev_data)
                 elif k == r.EV_CONTROL:
-                    asyncio.create_task(_control(dev, conn, bytes(radio.ev_data)))
+                    _command(dev, conn, radio.ev_data)
                 elif k == r.EV_MTU:
                     dev.on_mtu(conn, radio.ev_len)
                 elif k == r.EV_CONNECT:
@@ -110,7 +151,7 @@ def boot(root="", ble=True, radio=None, display=None, battery=None):
     Safe mode (_SAFE_AFTER failed boots in a row) skips what most likely crashed
     them: the panel driver (and so the battery marks) and the config overlay;
     BLE stays up so a gateway can still read, ack, set the clock and send a
-    config, after which it restarts (_control)."""
+    config, after which it restarts (_command)."""
     cause, fails = _bootstate().begin(root, hw.reset_cause())
     safe = fails >= _SAFE_AFTER
     if safe:
@@ -176,6 +217,7 @@ async def run(root="", ble=True, seconds=None, radio=None, display=None, battery
         tasks = [asyncio.create_task(dev.display_task())]
         if radio.flag is not None:
             tasks.append(asyncio.create_task(serve(dev, radio)))
+            tasks.append(asyncio.create_task(_reader(dev)))
         feeder = asyncio.create_task(_feed(wdt, tasks, wdt_ms // 4, root))
         if seconds is None:
             await tasks[0]  # returns only by raising

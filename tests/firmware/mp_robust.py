@@ -88,11 +88,11 @@ def test_dead_device_task_is_not_fed_for():
 
 
 class OomDevice:
-    """A device whose every command finds no heap for its frame."""
+    """A device whose every command finds no heap."""
 
     safe = False
 
-    async def on_control(self, conn, frame):
+    def command(self, conn, frame):
         raise MemoryError("memory allocation failed")
 
 
@@ -105,12 +105,12 @@ def test_commands_failing_for_heap_stop_the_feeding():
         async def go():
             run = asyncio.create_task(main.run(root, ble=False, seconds=0.6, wdt=w, wdt_ms=100))
             await asyncio.sleep_ms(100)
-            await main._control(oom, 0, b"")
-            await main._control(oom, 0, b"")  # two in a row: still fed
+            main._command(oom, 0, b"")
+            main._command(oom, 0, b"")  # two in a row: still fed
             before = w.feeds
             await asyncio.sleep_ms(80)
             during = w.feeds
-            await main._control(oom, 0, b"")  # the third: the feeder gives up
+            main._command(oom, 0, b"")  # the third: the feeder gives up
             at = w.feeds
             await run
             return before, during, at

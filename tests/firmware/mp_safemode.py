@@ -31,6 +31,16 @@ def _ctl(dev, fr, conn=2):
     return command.unpack_reply(asyncio.run(dev.on_control(conn, fr)))
 
 
+def _serve(dev, fr, conn=2):
+    """A CONTROL write down main's path (serve -> _command), then the loop runs
+    on past the restart delay: a restart raises SystemExit out of asyncio.run."""
+    async def go():
+        main._command(dev, conn, fr)
+        await asyncio.sleep_ms(700)
+
+    asyncio.run(go())
+
+
 def _time(dev, ctr, t):
     return _ctl(dev, T.frame(dev.nonce, command.OP_TIME, ctr, struct.pack(">IH", t, 0)))
 
@@ -87,9 +97,8 @@ def test_crash_exits_nonzero_and_three_failed_boots_mean_safe_mode():
         assert _ctl(dev, stale)[1] == command.STALE_VERSION
         # main's CONTROL path: a refused config or another command leaves it running;
         # an accepted config restarts the firmware to try it in normal mode.
-        asyncio.run(main._control(dev, 2, T.frame(dev.nonce, command.OP_CONFIG, 5, _blob(1, "Old"))))
-        asyncio.run(main._control(dev, 2, T.frame(dev.nonce, command.OP_TIME, 6,
-                                                      struct.pack(">IH", T0 + 5, 0))))
+        _serve(dev, T.frame(dev.nonce, command.OP_CONFIG, 5, _blob(1, "Old")))
+        _serve(dev, T.frame(dev.nonce, command.OP_TIME, 6, struct.pack(">IH", T0 + 5, 0)))
         replies = radio.take("ctrl")[-2:]
         assert replies[0] == command.pack_reply(command.OP_CONFIG, command.STALE_VERSION, 5, 2)
         op, st, ctr, off = command.unpack_reply(replies[1])
@@ -97,7 +106,7 @@ def test_crash_exits_nonzero_and_three_failed_boots_mean_safe_mode():
         assert (op, st, ctr) == (command.OP_TIME, command.OK, 6) and -5000 <= off - (1 << 32) <= -4001
         fr = T.frame(dev.nonce, command.OP_CONFIG, 7, _blob(3, "Overlay v3"))
         try:
-            asyncio.run(main._control(dev, 2, fr))
+            _serve(dev, fr)
             raise AssertionError("no restart")
         except SystemExit as e:
             assert e.args[0] == 75  # main's restart on the host
