@@ -79,7 +79,7 @@ def create(sf: SessionFactory, merchant_id: int, *, base_code: str, slots: int, 
                    "动态码位数须为 1 至 5（6 位留给个人分享码）")
     try:
         modulus(slots, digits)
-    except ValueError:
+    except (ValueError, ZeroDivisionError):  # modulus divides by slots before it checks slots >= 1
         raise _bad("bad_slots", "slots must be >= 1 and leave at least 2 values per slot",
                    "槽位数须 ≥ 1，且每个槽位至少有 2 个取值") from None
     if period_s < 1:

@@ -1,11 +1,14 @@
-"""FastAPI dependencies: the app's state, and who is asking (cloud/auth.py)."""
+"""FastAPI dependencies: the app's state, and who is asking (cloud/auth.py).
 
-from __future__ import annotations
+Keys are read by FastAPI's security schemes with auto_error off, so the OpenAPI document declares
+them (and, as the requirement's list, the roles that may call each operation) while a missing or
+wrong key still gets our own 401 JSON."""
 
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from cloud import auth
 from cloud.auth import Principal
@@ -30,42 +33,63 @@ def clock(request: Request) -> Callable[[], float]:
     return c
 
 
-def bearer(request: Request) -> str:
-    h = request.headers.get("authorization", "")
-    scheme, _, token = h.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
+BEARER_SCHEME = "apiKey"  # the name of the scheme in the OpenAPI document
+QUERY_SCHEME = "apiKeyQuery"
+_bearer = HTTPBearer(
+    scheme_name=BEARER_SCHEME, auto_error=False, bearerFormat="API key",
+    description="An API key as `Authorization: Bearer <key>`. Every key has one role: admin (mcode "
+                "operators; the bootstrap key is MCODE_CLOUD_ADMIN_KEY), merchant (everything in "
+                "its tenant), technician (campaigns, locations, registering devices), gateway "
+                "(its own gateway's device command keys). The roles an operation admits are listed "
+                "in its security requirement and description. A key sees only its own tenant.")
+_query_key = APIKeyQuery(
+    name="key", scheme_name=QUERY_SCHEME, auto_error=False,
+    description="The same API key as `?key=<key>`: declared for the merchant page, whose links "
+                "carry it (every keyed operation accepts it, but prefer the header: a URL ends up "
+                "in logs and browser history).")
+Creds = HTTPAuthorizationCredentials | None
 
 
-def require_admin(request: Request) -> Principal:
+def _bearer_key(creds: Creds) -> str:
+    return creds.credentials if creds is not None else ""
+
+
+def require_admin(request: Request,
+                  creds: Annotated[Creds, Security(_bearer, scopes=[auth.ADMIN])]) -> Principal:
     """The settings' admin key, or an issued admin key."""
-    p = auth.principal_for(request.app.state.session_factory, bearer(request),
-                           request.app.state.settings.admin_key)
+    key = _bearer_key(creds)
+    p = auth.principal_for(request.app.state.session_factory, key, request.app.state.settings.admin_key)
     if p is None:
-        if not request.app.state.settings.admin_key and bearer(request) == "":
+        if not request.app.state.settings.admin_key and key == "":
             raise ApiError(403, "admin_disabled", "no admin key is configured", "未配置管理员密钥")
         raise unauthorized()
     return auth.require(p, auth.ADMIN)
 
 
-def principal(request: Request) -> Principal:
+def principal(request: Request, creds: Creds) -> Principal:
     """Any valid key as `Authorization: Bearer`, or for a merchant's demo link, `?key=`."""
-    key = bearer(request) or request.query_params.get("key", "")
+    key = _bearer_key(creds) or request.query_params.get("key", "")
     p = auth.principal_for(request.app.state.session_factory, key, request.app.state.settings.admin_key)
     if p is None:
         raise unauthorized()
     return p
 
 
-def roles(*allowed: str) -> Callable[[Request], Principal]:
+def roles(*allowed: str) -> Callable[..., Principal]:
     """A dependency admitting keys of these roles (and admin)."""
-    def dep(request: Request) -> Principal:
-        return auth.require(principal(request), *allowed)
+    # no `from __future__ import annotations` in this module: this annotation names a local
+    def dep(request: Request,
+            creds: Annotated[Creds, Security(_bearer, scopes=[auth.ADMIN, *allowed])]) -> Principal:
+        return auth.require(principal(request, creds), *allowed)
     return dep
 
 
-def current_merchant(request: Request) -> Merchant:
-    """The merchant of a merchant-role key."""
-    p = auth.require(principal(request), auth.MERCHANT)
+def current_merchant(request: Request,
+                     creds: Annotated[Creds, Security(_bearer, scopes=[auth.MERCHANT])],
+                     _query: Annotated[str | None, Security(_query_key, scopes=[auth.MERCHANT])]
+                     ) -> Merchant:
+    """The merchant of a merchant-role key (header, or `?key=` for the page's links)."""
+    p = auth.require(principal(request, creds), auth.MERCHANT)
     if p.merchant_id is None:
         raise auth.forbidden("this page needs a merchant key", "此页面需要商户密钥")
     with request.app.state.session_factory() as s:

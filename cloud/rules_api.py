@@ -9,23 +9,32 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from cloud import rules
+from cloud import schemas as o
 from cloud.deps import MerchantDep
 from cloud.errors import bad_request
+from cloud.inputs import RULES, checked
+from cloud.schemas import I64_MAX, I64_MIN, KEYED, errors
 
 router = APIRouter(tags=["rules"])
 
 
-@router.get("/rules/preview")
-def preview(_merchant: MerchantDep,
-            rule: Annotated[str, Query(description=f"one of {', '.join(rules.RULE_NAMES)}")],
-            pool: Annotated[int, Query(description="reward pool in minor units")],
-            depth: Annotated[int, Query(description="sharers in the chain")],
-            levels_bp: Annotated[str | None, Query(description="fixed-levels: e.g. 1000,200,100")] = None,
-            a: Annotated[str | None, Query(description="geometric: e.g. 0.3")] = None,
-            b: Annotated[str | None, Query(description="geometric: 0 < b < 1")] = None,
-            cap: Annotated[int | None, Query(description="budget cap, minor units")] = None,
-            ) -> dict[str, Any]:
-    """payouts (closest participant to the shopper first), remainder, remainder_to, rule, params."""
+@router.get("/rules/preview", response_model=o.RulePreview, responses=errors(*KEYED))
+def preview_rule(
+        _merchant: MerchantDep,
+        rule: Annotated[str, Query(description=f"one of {', '.join(rules.RULE_NAMES)}",
+                                   json_schema_extra=checked(enum=RULES))],
+        pool: Annotated[int, Query(description="reward pool in minor units", ge=I64_MIN, le=I64_MAX,
+                                   json_schema_extra=checked(minimum=0))],
+        depth: Annotated[int, Query(description="sharers in the chain",
+                                    json_schema_extra=checked(minimum=0, maximum=rules.MAX_DEPTH))],
+        levels_bp: Annotated[str | None, Query(description="fixed-levels: e.g. 1000,200,100")] = None,
+        a: Annotated[str | None, Query(description="geometric: e.g. 0.3")] = None,
+        b: Annotated[str | None, Query(description="geometric: 0 < b < 1")] = None,
+        cap: Annotated[int | None, Query(description="budget cap, minor units", ge=I64_MIN, le=I64_MAX,
+                                         json_schema_extra=checked(minimum=0))] = None,
+) -> dict[str, Any]:
+    """payouts (closest participant to the shopper first), remainder, remainder_to, rule, params.
+    Values the rules refuse are 400 unknown_rule or bad_rule_params."""
     try:
         rules.canonical(rule)
     except ValueError as e:

@@ -1,0 +1,398 @@
+"""The API's answers as pydantic models, for the OpenAPI document and for FastAPI to check what a
+handler returns. Every model forbids fields it does not list: a service that starts answering a
+new field fails loudly in the tests (a 500) instead of the field being dropped or left out of the
+document. Error answers are `Error`; `errors(...)` documents them per operation."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+I32_MAX = 2**31 - 1  # Integer columns (ids, slots, periods) are signed 32-bit on PostgreSQL
+I64_MAX = 2**63 - 1  # BigInteger columns (money, times in ms)
+I64_MIN = -(2**63)
+I32_MIN = -(2**31)
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Error(Out):
+    """Every error answer. `code` is stable (clients branch on it); the messages are for people."""
+    code: str = Field(min_length=1, description="stable machine-readable code, e.g. unknown_campaign")
+    message: str = Field(min_length=1, description="what went wrong, in English")
+    message_zh: str = Field(min_length=1, description="the same in zh-CN")
+
+
+_ERROR_TEXT = {
+    400: "Invalid request: a parameter or body field of the wrong type or out of range (code "
+         "`bad_request`), a value the service refuses (its own code, e.g. `bad_pool`), or text "
+         "the database cannot store, such as a NUL character (`bad_value`)",
+    401: "No key, or an unknown or revoked key (code `unauthorized`)",
+    403: "The key's role may not do this, or the key names another tenant (code `forbidden`); "
+         "`admin_disabled` when no admin key is configured",
+    404: "No such object, or it belongs to another tenant (codes `unknown_*`)",
+    409: "Conflicts with the current state (e.g. `base_code_taken`, `slot_taken`, "
+         "`idempotency_conflict`, `campaign_released`)",
+    410: "Gone: the code is no longer showing (`code_expired`) or its campaign is not running "
+         "(`campaign_not_started`, `campaign_ended`)",
+    429: "Too many requests (code `rate_limited`); try again after Retry-After seconds",
+}
+ERROR_REF = "#/components/schemas/Error"
+KEYED = (400, 401, 403)  # every keyed operation with parameters can answer these
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for FastAPI: the Error schema under each status, always as JSON (FastAPI would
+    give a `model` the route's media type, text/html for a page). The app adds Error to the
+    document's components (cloud/app.py)."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for st in statuses:
+        r: dict[str, Any] = {"description": _ERROR_TEXT[st],
+                             "content": {"application/json": {"schema": {"$ref": ERROR_REF}}}}
+        if st == 429:
+            r["headers"] = {"Retry-After": {"description": "seconds to wait before trying again",
+                                            "schema": {"type": "integer", "minimum": 1}}}
+        out[st] = r
+    return out
+
+
+class Health(Out):
+    status: Literal["ok"]
+
+
+class Text(Out):
+    zh: str
+    en: str
+
+
+# registry ----------------------------------------------------------------------------------------
+
+class CampaignOut(Out):
+    campaign_id: int
+    merchant_id: int
+    base_code: str
+    slots: int
+    digits: int
+    period_s: int
+    pool_minor: int = Field(description="reward pool per order, minor units")
+    rule: str
+    rule_params: dict[str, Any] = Field(description="the rule's parameters, defaults filled in")
+    budget_minor: int | None = Field(description="cap on the total paid to sharers; null: no cap")
+    spent_minor: int = Field(description="paid to sharers so far, net of refunds")
+    hold_s: int = Field(description="payouts fall due this long after the order")
+    starts_at_ms: int | None
+    ends_at_ms: int | None
+    released_at_ms: int | None = Field(description="set once the base code is given back")
+    label: Text
+    landing: Text
+
+
+class CampaignList(Out):
+    campaigns: list[CampaignOut]
+
+
+class LocationOut(Out):
+    location_id: int
+    merchant_id: int
+    name: str
+    address: str
+
+
+class LocationList(Out):
+    locations: list[LocationOut]
+
+
+class DeviceOut(Out):
+    """A device as merchants and technicians list it: no key."""
+    device_id: str
+    campaign_id: int
+    base_code: str
+    slot: int
+    label: str
+    location: str
+    location_id: int | None
+    board: str
+    printed: bool
+    code: str | None = Field(description="a printed device's fixed code; null for a display")
+
+
+class DeviceList(Out):
+    devices: list[DeviceOut]
+
+
+class DeviceConfig(Out):
+    """The flashing config, device key included: for the technician at the device."""
+    device_id: str
+    key: str = Field(description="the 32-byte device key, hex")
+    base: str
+    slot: int
+    slots: int
+    digits: int
+    period: int
+    label: str
+    name: str = Field(description="the BLE name")
+    printed: bool = Field(False, description="present (true) only for a printed code")
+    code: str | None = Field(None, description="present only for a printed code: its fixed code")
+
+
+class GatewayOut(Out):
+    gateway_id: str
+    public_key: str = Field(description="raw Ed25519 public key, hex")
+    merchant_id: int | None
+    label: str
+
+
+class GatewayList(Out):
+    gateways: list[GatewayOut]
+
+
+class GatewayDeviceKey(Out):
+    device_id: str
+    base: str
+    slot: int
+    label: str
+    gateway_key: str = Field(description="HMAC(device key, gateway id): the gateway's command key, hex")
+
+
+class GatewayDevices(Out):
+    gateway_id: str
+    devices: list[GatewayDeviceKey]
+
+
+class MerchantCreated(Out):
+    merchant_id: int
+    name: str
+    api_key: str = Field(description="the merchant's first key; shown only here")
+
+
+# keys --------------------------------------------------------------------------------------------
+
+class KeyIssued(Out):
+    key_id: int
+    role: str
+    merchant_id: int | None
+    gateway_id: str | None
+    label: str
+    api_key: str = Field(description="the key itself; shown only here")
+
+
+class KeyInfo(Out):
+    key_id: int
+    role: str
+    label: str
+    gateway_id: str | None
+    created_at_ms: int
+    revoked_at_ms: int | None
+
+
+class KeyList(Out):
+    keys: list[KeyInfo]
+
+
+class KeyRevoked(Out):
+    key_id: int
+    revoked_at_ms: int
+
+
+# entries, orders, chains -------------------------------------------------------------------------
+
+class EntryOut(Out):
+    """A shopper's arrival through a typed code."""
+    entry_id: str = Field(description="a 128-bit secret: whoever holds it may share and order")
+    visitor: str = Field(description="the shopper's token, also set as the mcode_visitor cookie")
+    campaign: int
+    base_code: str
+    device_id: str | None = Field(description="the display or printed code typed; null via a share code")
+    root_device_id: str | None = Field(description="the display at the root of the share chain")
+    depth: int = Field(description="sharers between the display and this shopper")
+    window: int | None = Field(description="the rotation window of the typed code; null if none")
+    code: str
+    via: Literal["display", "printed", "share"]
+    landing: Text = Field(description="the campaign's label")
+    landing_text: Text = Field(description="the campaign's landing text")
+
+
+class ShareOut(Out):
+    participant_id: int
+    entry_id: str
+    base_code: str
+    share_code: str = Field(description="the shopper's personal code, BASE-NNNNNN")
+
+
+class RuleNode(Out):
+    """One person in a chain as the rule saw it, after merging identities."""
+    participant_id: int
+    share_code: str
+    merged_participants: list[int]
+
+
+class PayoutOut(Out):
+    level: int = Field(description="1 = closest to the shopper")
+    participant_id: int
+    share_code: str
+    merged_participants: list[int]
+    amount_minor: int
+
+
+class OrderOut(Out):
+    order_id: int
+    entry_id: str
+    campaign: int
+    base_code: str
+    amount_minor: int
+    pool_minor: int
+    rule: str
+    rule_params: dict[str, Any]
+    budget_cap_minor: int | None = Field(description="the budget left when the order was booked")
+    payouts: list[PayoutOut]
+    paid_minor: int
+    remainder_minor: int
+    remainder_to: str = Field(description="charity or merchant")
+    charity_minor: int = Field(description="the remainder if it goes to charity, else 0")
+    due_at_ms: int
+    status: Literal["placed", "refunded"]
+
+
+class OrderDetail(OrderOut):
+    refunded_at_ms: int | None
+    chain: list[RuleNode] = Field(description="the chain as the rule saw it")
+
+
+class RefundOut(Out):
+    order_id: int
+    status: Literal["refunded"]
+    refunded_at_ms: int
+    reversed_paid_minor: int
+    reversed_pool_minor: int
+
+
+class ChainRoot(Out):
+    device_id: str
+    label: str
+    location: str
+    location_id: int | None
+
+
+class ChainSharer(Out):
+    participant_id: int
+    share_code: str
+    account_id: int | None
+
+
+class ChainShopper(Out):
+    entry_id: str
+    depth: int
+
+
+class ChainOut(Out):
+    """Who brought whom: the display at the root, each sharer (display first), the shopper."""
+    entry_id: str
+    campaign_id: int
+    root: ChainRoot | None
+    sharers: list[ChainSharer]
+    shopper: ChainShopper
+    rule_nodes: list[RuleNode] = Field(description="the chain as a rule sees it, closest first")
+
+
+class AccountLinked(Out):
+    participant_id: int
+    account_id: int
+
+
+# ledger ------------------------------------------------------------------------------------------
+
+class LedgerLine(Out):
+    account: str
+    txn: Literal["order", "refund"]
+    order_id: int | None
+    booked_at_ms: int
+    amount_minor: int
+    due_at_ms: int
+    held: bool = Field(description="not yet due")
+
+
+class Totals(Out):
+    balance_minor: int
+    held_minor: int
+    due_minor: int
+
+
+class SharerStatement(Out):
+    participant_id: int
+    campaign_id: int
+    share_code: str
+    entries: list[LedgerLine]
+    balance_minor: int
+    held_minor: int = Field(description="credits not yet due (the campaign's hold period)")
+    due_minor: int
+
+
+class CampaignStatement(Out):
+    campaign_id: int
+    entries: list[LedgerLine]
+    accounts: dict[str, Totals] = Field(description="totals per account")
+    balance_minor: int
+    held_minor: int
+    due_minor: int
+
+
+class Balances(Out):
+    accounts: dict[str, int]
+    sum_minor: int = Field(description="always 0: the ledger is double-entry")
+
+
+class MyEarnings(Out):
+    sharers: list[SharerStatement]
+    balance_minor: int
+    held_minor: int
+    due_minor: int
+
+
+CSV_STATEMENT = {"content": {"text/csv": {"schema": {"type": "string"},
+                                          "example": "account,txn,order_id,booked_at_ms,amount_minor,"
+                                                     "due_at_ms,held\n"}},
+                 "description": "The statement; with format=csv, its entries as CSV"}
+
+
+# rules, merchant page ----------------------------------------------------------------------------
+
+class RulePreview(Out):
+    rule: str
+    params: dict[str, Any]
+    pool: int
+    depth: int
+    budget_cap_minor: int | None
+    payouts: list[int] = Field(description="closest participant to the shopper first")
+    remainder: int
+    remainder_to: str
+
+
+class DeviceStats(Out):
+    device_id: str
+    label: str
+    location: str
+    base_code: str
+    slot: int
+    scans: int
+    events: int
+    gaps: int
+    entries: int
+    last_received_ms: int | None
+
+
+class StatsTotals(Out):
+    scans: int
+    events: int
+    gaps: int
+    entries: int
+    orders: int
+    pool_paid_minor: int
+
+
+class MerchantStats(Out):
+    merchant_id: int
+    devices: list[DeviceStats]
+    totals: StatsTotals
