@@ -22,7 +22,7 @@ ST_NO_GATEWAY = const(1)  # no gateway has collected the log for a while
 ST_BATTERY_LOW = const(2)
 ST_CLOCK_UNSET = const(4)
 ST_CLOCK_STALE = const(8)  # set, but drifting (see clock.py)
-_MARKS = const((ST_NO_GATEWAY, ST_BATTERY_LOW, ST_CLOCK_UNSET, ST_CLOCK_STALE))
+_ST_LAST = const(8)  # the highest ST_* bit
 _MARK_W = const(12)  # 10 px icon + 2 px gap
 
 
@@ -40,26 +40,26 @@ def glyph_cols(ch):
     return (3, 2) if ch == "-" else (1, 6)
 
 
-def code_scale(code, w, area_h):
-    """(sx, sy, gap) for the biggest code that fits w x area_h."""
+def code_scale(code, w):
+    """The widest horizontal scale of the code that fits w (its gap between
+    glyphs is scale // 2 + 1)."""
     cols = 0
-    for ch in code:
-        cols += glyph_cols(ch)[1]
     n = len(code)
+    for i in range(n):  # by index: no iterator to allocate, every band calls this
+        cols += glyph_cols(code[i])[1]
     sx = 1
     while True:
         s = sx + 1
         if s * cols + (s // 2 + 1) * (n - 1) > w - 2:
             break
         sx = s
-    sy = min(area_h // 8, 2 * sx) or 1
-    return sx, sy, sx // 2 + 1
+    return sx
 
 
 class Renderer:
     """Draws the label, a big code and a status line with marks. Keeps one
-    scratch buffer for scaling the 8x8 font, so a redraw allocates only its
-    strings."""
+    scratch buffer for scaling the 8x8 font, and slices a string only when it
+    is too long, so a render (one per band) allocates next to nothing."""
 
     def __init__(self, w, h, ink=1):
         self.w = w
@@ -91,8 +91,8 @@ class Renderer:
 
     def text_width(self, text, sx, gap):
         n = 0
-        for ch in text:
-            n += glyph_cols(ch)[1]
+        for i in range(len(text)):
+            n += glyph_cols(text[i])[1]
         return n * sx + gap * (len(text) - 1)
 
     def mark(self, fb, bit, x, y):
@@ -131,7 +131,8 @@ class Renderer:
             marks = 0 if code else ST_CLOCK_UNSET
             text = status
         # Label: doubled on a tall panel when it fits.
-        label = label[0:w // 8]
+        if len(label) > w // 8:
+            label = label[0:w // 8]
         ls = 2 if h >= 100 and len(label) * 16 <= w else 1
         if ls == 1:
             fb.text(label, (w - len(label) * 8) // 2, -top, k)
@@ -143,8 +144,11 @@ class Renderer:
         area = h - 10 - y  # between the rule and the status band below
         y -= top  # from here on relative to the band
         if code:
-            code = code[0:_MAXCHARS]
-            sx, sy, gap = code_scale(code, w, area)
+            if len(code) > _MAXCHARS:
+                code = code[0:_MAXCHARS]
+            sx = code_scale(code, w)
+            sy = min(area // 8, 2 * sx) or 1
+            gap = sx // 2 + 1
             tw = self.text_width(code, sx, gap)
             self.big_text(fb, code, (w - tw) // 2, y + (area - 8 * sy) // 2, sx, sy, gap, bh)
         else:
@@ -157,20 +161,27 @@ class Renderer:
             fb.line(x0, y0, x0 + bw - 1, y0 + bxh - 1, k)
             fb.line(x0, y0 + bxh - 1, x0 + bw - 1, y0, k)
         # Status band: text, then the marks at the right edge.
+        # (The ST_* bits are 1, 2, 4, 8, drawn in that order; a shifting bit
+        # rather than a tuple to iterate: nothing to allocate.)
         nm = 0
-        for b in _MARKS:
+        b = 1
+        while b <= _ST_LAST:
             if marks & b:
                 nm += 1
+            b <<= 1
         room = (w - nm * _MARK_W) // 8
-        text = text[0:room]
+        if len(text) > room:
+            text = text[0:room]
         x = (w - len(text) * 8) // 2 if not nm else 0
         y = h - 8 - top
         fb.text(text, x, y, k)
         x = w - nm * _MARK_W + 2
-        for b in _MARKS:
+        b = 1
+        while b <= _ST_LAST:
             if marks & b:
                 self.mark(fb, b, x, y)
                 x += _MARK_W
+            b <<= 1
 
     def _label2(self, fb, label, x0, y0):
         # The label at twice the font size (keeps the font's own spacing).
