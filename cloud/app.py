@@ -56,7 +56,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_r: Request, e: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, f"http_{e.status_code}")
-        resp = _error(e.status_code, code, str(e.detail))
+        zh = {404: "未找到", 405: "不支持该请求方法"}.get(e.status_code, "")
+        resp = _error(e.status_code, code, str(e.detail), zh)
         resp.headers.update(e.headers or {})  # e.g. Allow on a 405
         return resp
 
