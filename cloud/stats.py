@@ -31,7 +31,7 @@ def merchant_stats(sf: SessionFactory, merchant_id: int) -> dict[str, Any]:
             .where(mine).group_by(Entry.device_id))}
         # refunded orders are neither counted nor paid; the pool's remainder is not "paid out"
         live = (Order.merchant_id == merchant_id) & (Order.status == "placed")
-        orders = s.scalar(select(func.count(Order.id)).where(live))
+        orders = s.scalar(select(func.count(Order.id)).where(live)) or 0
         paid = s.scalar(select(func.coalesce(func.sum(Payout.amount_minor), 0))
                         .join(Order, Payout.order_id == Order.id)
                         .where(live, Payout.payee == "participant"))
@@ -46,4 +46,4 @@ def merchant_stats(sf: SessionFactory, merchant_id: int) -> dict[str, Any]:
     return {"merchant_id": merchant_id, "devices": rows,
             "totals": {"scans": sum(r["scans"] for r in rows), "events": sum(r["events"] for r in rows),
                        "gaps": sum(r["gaps"] for r in rows),
-                       "entries": sum(entries.values()), "orders": int(orders), "pool_paid_minor": int(paid)}}
+                       "entries": sum(entries.values()), "orders": int(orders), "pool_paid_minor": int(paid or 0)}}

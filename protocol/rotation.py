@@ -16,8 +16,10 @@ def window(t, period):
 
 
 def modulus(slots, digits):
+    if slots < 1:
+        raise ValueError("slots must be >= 1")
     m = (10 ** digits) // slots
-    if slots < 1 or m < 2:
+    if m < 2:
         raise ValueError("too many slots for the digits")
     return m
 
