@@ -46,4 +46,5 @@ def merchant_stats(sf: SessionFactory, merchant_id: int) -> dict[str, Any]:
     return {"merchant_id": merchant_id, "devices": rows,
             "totals": {"scans": sum(r["scans"] for r in rows), "events": sum(r["events"] for r in rows),
                        "gaps": sum(r["gaps"] for r in rows),
-                       "entries": sum(entries.values()), "orders": int(orders), "pool_paid_minor": int(paid or 0)}}
+                       "entries": sum(entries.values()), "orders": int(orders),
+                       "pool_paid_minor": int(paid or 0)}}

@@ -118,7 +118,8 @@ def test_printed_code_resolves_for_ever(client: TestClient, world: World, clock:
         clock.t += dt
         e = client.get(f"/r/{dev['code']}")
         assert e.status_code == 200, e.text
-        assert (e.json()["via"], e.json()["device_id"], e.json()["window"]) == ("printed", dev["device_id"], None)
+        got = (e.json()["via"], e.json()["device_id"], e.json()["window"])
+        assert got == ("printed", dev["device_id"], None)
     r = client.get(f"/r/4919-{slot + 4:02d}")  # the slot's other values are nobody's
     assert (r.status_code, r.json()["code"]) == (404, "unknown_code")
     b = enter(client, share(client, e.json()["entry_id"]))
