@@ -58,7 +58,8 @@ class BleRadio:
         self._kind = bytearray(_QLEN)
         self._qconn = [0] * _QLEN
         self._qlen = [0] * _QLEN
-        self._qdata = [bytearray(_SLOT) for _ in range(_QLEN)]
+        # The slots' data in one buffer: one object instead of _QLEN.
+        self._qdata = memoryview(bytearray(_QLEN * _SLOT))
         self._head = 0
         self._tail = 0
         self.flag = asyncio.ThreadSafeFlag()
@@ -80,8 +81,8 @@ class BleRadio:
         self._kind[h] = kind
         self._qconn[h] = conn
         if data is not None:
-            n = min(len(data), _SLOT)
-            self._qdata[h][0:n] = data
+            n = len(data)  # at most _SLOT (_irq checks)
+            self._qdata[h * _SLOT:h * _SLOT + n] = data
         self._qlen[h] = n
         self._head = nxt
         self.flag.set()
@@ -132,7 +133,7 @@ class BleRadio:
         self.ev_len = self._qlen[t]
         k = self._kind[t]
         if k == EV_TAP or k == EV_CONTROL:
-            self.ev_data = memoryview(self._qdata[t])[0:self.ev_len]
+            self.ev_data = self._qdata[t * _SLOT:t * _SLOT + self.ev_len]
         return k
 
     def release(self):
