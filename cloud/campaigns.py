@@ -17,6 +17,9 @@ from cloud.rules import RED_BALLOON_RULE, canonical, normalized_params
 from protocol.rotation import modulus
 
 MAX_HOLD_S = 365 * 24 * 3600
+# 10^12 fen is 10 billion yuan per order: far above any shop, and far enough below 2^63 that the
+# running sums (spent_minor, ledger balances) cannot overflow a BIGINT in millions of orders
+MAX_POOL_MINOR = 10**12
 # fields a merchant may change after creation; slots, digits and period define the codes devices
 # already show, and base_code is the rental itself, so they are fixed
 MUTABLE = ("pool_minor", "rule", "rule_params", "budget_minor", "hold_s", "starts_at_ms", "ends_at_ms",
@@ -40,8 +43,8 @@ def _bad(code: str, en: str, zh: str) -> ApiError:
 def _check(f: dict[str, Any]) -> None:
     """Validate the fields present in `f` (create passes all of them, update only the changed)."""
     if "pool_minor" in f and (isinstance(f["pool_minor"], bool) or not isinstance(f["pool_minor"], int)
-                              or f["pool_minor"] < 0):
-        raise _bad("bad_pool", "pool_minor must be an integer >= 0 (minor units)",
+                              or not 0 <= f["pool_minor"] <= MAX_POOL_MINOR):
+        raise _bad("bad_pool", f"pool_minor must be an integer from 0 to {MAX_POOL_MINOR} (minor units)",
                    "酬金须为 ≥ 0 的整数（最小货币单位）")
     if f.get("budget_minor") is not None and f["budget_minor"] < 0:
         raise _bad("bad_budget", "budget_minor must be >= 0, or null for no cap",
