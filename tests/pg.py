@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -52,6 +53,8 @@ class PgCluster:
         self.root = Path()
         self.start_s = 0.0  # initdb + start, seconds
         self._names = itertools.count(1)
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="pg-ahead")
+        self._ahead: Future[str] | None = None
 
     def _run(self, *argv: str) -> subprocess.CompletedProcess[str]:
         cmd = [str(self.bindir / argv[0]), *argv[1:]]
@@ -88,6 +91,7 @@ class PgCluster:
         return self
 
     def stop(self) -> None:
+        self._pool.shutdown(wait=True)  # a copy being made ahead goes with the cluster
         if self.port:
             self._run("pg_ctl", "-D", "data", "-m", "fast", "-w", "stop")
             self.port = 0
@@ -116,8 +120,13 @@ class PgCluster:
 
     @contextmanager
     def database(self, template: str = "template0") -> Iterator[str]:
-        """A new database (its URL), dropped afterwards."""
-        name = self.create_database(template)
+        """A new database (its URL), dropped afterwards. Copies of TEMPLATE are made one ahead, in
+        the background while a test runs: a copy takes 0.2-0.4 s here, most of it waiting on fsync."""
+        if template == TEMPLATE:
+            ahead, self._ahead = self._ahead, self._pool.submit(self.create_database, TEMPLATE)
+            name = ahead.result() if ahead is not None else self.create_database(TEMPLATE)
+        else:
+            name = self.create_database(template)
         try:
             yield self.url(name)
         finally:
