@@ -36,6 +36,11 @@ _SLOT = const(112)  # longest write we accept: an OP_CONFIG frame, at most 30 + 
 
 class BleRadio:
     def __init__(self, name, max_conns=2):
+        # The ring first, while the heap still has room in one piece for it.
+        self._kind = bytearray(_QLEN)
+        self._qconn = [0] * _QLEN
+        self._qlen = [0] * _QLEN
+        self._qdata = memoryview(bytearray(_QLEN * _SLOT))  # the slots' data, one buffer
         ble = bluetooth.BLE()
         self._ble = ble
         ble.active(True)
@@ -55,11 +60,6 @@ class BleRadio:
         ble.gatts_set_buffer(self._h_tap, _SLOT)
         ble.gatts_set_buffer(self._h_ctrl, _SLOT)
         ble.gatts_set_buffer(self._h_info, gatt.INFO_LEN)
-        self._kind = bytearray(_QLEN)
-        self._qconn = [0] * _QLEN
-        self._qlen = [0] * _QLEN
-        # The slots' data in one buffer: one object instead of _QLEN.
-        self._qdata = memoryview(bytearray(_QLEN * _SLOT))
         self._head = 0
         self._tail = 0
         self.flag = asyncio.ThreadSafeFlag()
