@@ -1,0 +1,1 @@
+"""Alembic migrations: see cloud/migrate.py."""
