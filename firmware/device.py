@@ -87,11 +87,10 @@ class Device:
         self._info = bytearray(gatt.INFO_LEN)
         # A READ allocates nothing big: its LOG frame buffer is made now (one
         # notification at the MTU the device asks for: 6 records at 247), and
-        # read_step streams it without a coroutine of its own.
+        # read_step streams it without a coroutine of its own (main.serve).
         self._rbuf = bytearray(1 + gatt.log_capacity(gatt.WANT_MTU) * record.RECORD_LEN)
         self._rmv = memoryview(self._rbuf)
         self._rd = None  # the READ under way (_RD_*)
-        self.reads = Event()  # set when a READ is taken: wakes main's reader
         # BOOT data: fw (u16), reset cause (u8, record.RESET_*), zero pad.
         self.log = ScanLog(root, self._rec, cfg.device_id, 0, self.clock.uptime(),
                            struct.pack(record.BOOT_FMT, cfg.fw, reset_cause))
@@ -313,7 +312,6 @@ class Device:
         if self._rd is not None:  # one at a time: the gateway reads again later
             return self._reply(conn, op, command.BUSY, ctr, self.log.head)
         self._rd = [conn, ctr, start, _SEND_TRIES, 0]
-        self.reads.set()
         return None
 
     def read_step(self):
@@ -321,7 +319,7 @@ class Device:
         the log is sent (or the link is gone or hopelessly congested: BUSY, the
         gateway re-reads from its cursor) its reply. Returns ms to wait before
         the next step, the reply when the READ is over, or None if there is no
-        READ. A plain call, so main runs the steps of every READ in one task."""
+        READ. A plain call: main.serve steps a READ between radio events."""
         rd = self._rd
         if rd is None:
             return None

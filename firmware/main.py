@@ -69,7 +69,8 @@ async def _restart(dev):
 def _command(dev, conn, frame):
     """serve's CONTROL write, handled at once while the radio's ring slot holds
     the frame: no copy, no task, no coroutine frame to find heap for (at 64K a
-    fragmented heap had no room for one). A READ is taken for _reader."""
+    fragmented heap had no room for one). A READ is only taken: serve streams
+    it (_read_step)."""
     try:
         r = dev.command(conn, frame)
         if r is not None and _replied(dev, r):
@@ -81,40 +82,40 @@ def _command(dev, conn, frame):
         sys.print_exception(e)
 
 
-async def _reader(dev):
-    """Streams each READ dev.command took, a step (a LOG frame) per
-    dev.read_step call, in this one task made at boot: a READ allocates no
-    coroutine of its own."""
-    ev = dev.reads
-    while True:
-        await ev.wait()
-        ev.clear()
-        while True:
-            try:
-                w = dev.read_step()
-            except MemoryError:
-                dev.read_abort()  # no reply: the gateway's READ times out, as a failed command
-                _no_heap()
-                break
-            except Exception as e:
-                dev.read_abort()
-                print("control failed:")
-                sys.print_exception(e)
-                break
-            if not isinstance(w, int):
-                if w is not None:
-                    _replied(dev, w)
-                break
-            await asyncio.sleep_ms(w)
+def _read_step(dev):
+    """The next step of the READ under way (dev.read_step: a LOG frame, or the
+    reply): ms to wait before the one after, or None when no READ goes on."""
+    try:
+        w = dev.read_step()
+    except MemoryError:
+        dev.read_abort()  # no reply: the gateway's READ times out, as a failed command
+        _no_heap()
+        return None
+    except Exception as e:
+        dev.read_abort()
+        print("control failed:")
+        sys.print_exception(e)
+        return None
+    if isinstance(w, int):
+        return w
+    if w is not None:
+        _replied(dev, w)
+    return None
 
 
 async def serve(dev, radio):
-    """Drain the radio's event queue. Taps and commands are handled inline
-    (flash write + receipt or reply); READs stream in _reader."""
+    """Drain the radio's event queue: taps and commands are handled inline
+    (flash write, then receipt or reply). While a READ goes on, a LOG frame
+    between drains, so a READ needs no task or coroutine of its own and taps
+    are served between its frames."""
     import radio as r
 
     while True:
-        await radio.flag.wait()
+        w = _read_step(dev)
+        if w is None:
+            await radio.flag.wait()
+        else:
+            await asyncio.sleep_ms(w)
         while True:
             k = radio.peek()
             if not k:
@@ -217,7 +218,6 @@ async def run(root="", ble=True, seconds=None, radio=None, display=None, battery
         tasks = [asyncio.create_task(dev.display_task())]
         if radio.flag is not None:
             tasks.append(asyncio.create_task(serve(dev, radio)))
-            tasks.append(asyncio.create_task(_reader(dev)))
         feeder = asyncio.create_task(_feed(wdt, tasks, wdt_ms // 4, root))
         if seconds is None:
             await tasks[0]  # returns only by raising
