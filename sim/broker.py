@@ -1,9 +1,23 @@
-"""A real Mosquitto on a free loopback port, with password auth and per-gateway ACLs.
+"""A real Mosquitto on a free loopback port, with password auth and per-gateway ACLs that cover
+SUBSCRIBE too (Mosquitto's dynamic-security plugin).
 
-Usernames: "cloud" (reads every gateway's batches, writes acks and configs) and
-one user per gateway named by its hex id, which may write only under
-mcode/v0/gw/<its id>/ and read only its own ack and config topics.
+Usernames: "cloud" and one user per gateway named by its hex id. What each may do, and nothing
+else (the plugin's default access is deny for publish, receive, subscribe and unsubscribe):
+- a gateway: publish mcode/v0/gw/<its id>/{batch,status,report}; subscribe to (and receive)
+  exactly mcode/v0/gw/<its id>/ack and .../config, no wildcards, no $share;
+- cloud: subscribe to (and receive) mcode/v0/gw/+/{batch,status,report} and the ingest workers'
+  $share/<any group>/mcode/v0/gw/+/batch; publish mcode/v0/gw/<any>/{ack,config}.
+A refused SUBSCRIBE gets SUBACK reason 0x87 (not authorized); a refused PUBLISH, PUBACK 0x87.
 
+Why not acl_file: Mosquitto 2.0's acl_file checks no SUBSCRIBE, only each message's topic at
+delivery, so any gateway could join the ingest workers' shared subscription and have the broker
+hand it (and drop) a share of every gateway's batches. The plugin of 2.0.11 has no %u in ACL
+topics (plugins/dynamic-security/acl.c matches topics verbatim), so each gateway gets a role of
+its own. The cloud's HMAC-derived default group (cloud/worker.py) stays as defense in depth for
+brokers configured with acl_file.
+
+The plugin's JSON (clients with PBKDF2-SHA512 hashes, roles, default access) is written from
+`users` at every start(); users added to the dict later count from the next start().
 With `tls` it also listens on `tls_port` with TLS (sim/certs.py makes the files at run time),
 the same users and ACLs, optionally requiring a client certificate from the same CA.
 `autosave_interval` is how often Mosquitto writes its persistence (it also writes on SIGTERM,
@@ -12,28 +26,28 @@ never on SIGKILL): what it PUBACKed since the last save is lost by a SIGKILL.
 
 from __future__ import annotations
 
+import base64
+import glob
+import hashlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from protocol import batch as pb
+from protocol import gwconfig
 from sim.ports import free_port, wait_port
 from sim.process import stop_process
 
-ACL = """\
-user cloud
-topic readwrite mcode/v0/gw/#
-# No line for the ingest workers' $share/<group>/... : Mosquitto 2.0's acl_file checks no SUBSCRIBE,
-# only each message's real topic on delivery, so the line above covers shared subscriptions too.
-
-pattern write mcode/v0/gw/%u/batch
-pattern write mcode/v0/gw/%u/status
-pattern write mcode/v0/gw/%u/report
-pattern read mcode/v0/gw/%u/ack
-pattern read mcode/v0/gw/%u/config
-"""
+CLOUD_USER = "cloud"
+DYNSEC_SO = "mosquitto_dynamic_security.so"
+PW_ITERATIONS = 101  # what mosquitto_ctrl and mosquitto_passwd of 2.0.11 use
+SALT_LEN = 12  # the plugin drops a client whose salt is any other length (clients.c)
+HASH_LEN = 64  # PBKDF2-HMAC-SHA512 output
 
 
 def mosquitto_exe() -> str:
@@ -41,6 +55,58 @@ def mosquitto_exe() -> str:
     if not Path(exe).exists():
         raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
     return exe
+
+
+def dynsec_plugin() -> str:
+    """The dynamic-security plugin of the installed Mosquitto (Debian: /usr/lib/<triplet>/)."""
+    found = sorted(glob.glob(f"/usr/lib/*/{DYNSEC_SO}")) + [
+        p for p in (f"/usr/lib/{DYNSEC_SO}", f"/usr/local/lib/{DYNSEC_SO}") if Path(p).exists()]
+    if not found:
+        raise RuntimeError(f"{DYNSEC_SO} not found (Debian's mosquitto package ships it)")
+    return found[0]
+
+
+def _allow(acltype: str, *topics: str) -> list[dict[str, Any]]:
+    return [{"acltype": acltype, "topic": t, "allow": True} for t in topics]
+
+
+def cloud_role() -> dict[str, Any]:
+    reads = (pb.BATCH_SUBSCRIPTION, f"{pb.TOPIC_ROOT}/+/status", gwconfig.REPORT_SUBSCRIPTION)
+    subs = (*reads, f"$share/+/{pb.BATCH_SUBSCRIPTION}")  # the ingest workers' group, any name
+    return {"rolename": CLOUD_USER, "acls": [
+        *_allow("publishClientSend", pb.ack_topic("+"), gwconfig.config_topic("+")),
+        *_allow("publishClientReceive", *reads),
+        *_allow("subscribePattern", *subs),
+        *_allow("unsubscribePattern", *subs)]}
+
+
+def gateway_role(gw: str) -> dict[str, Any]:
+    """Only this gateway's own topics, spelled out (the plugin has no %u)."""
+    if not gw or any(c in gw for c in "/+#$\0"):
+        raise ValueError(f"gateway user {gw!r} would be a wildcard or system topic in its ACL")
+    reads = (pb.ack_topic(gw), gwconfig.config_topic(gw))
+    return {"rolename": f"gateway-{gw}", "acls": [
+        *_allow("publishClientSend", pb.batch_topic(gw), pb.status_topic(gw), gwconfig.report_topic(gw)),
+        *_allow("publishClientReceive", *reads),
+        *_allow("subscribeLiteral", *reads),  # literal: a filter with + or # matches no entry
+        *_allow("unsubscribeLiteral", *reads)]}
+
+
+def _client(user: str, password: str, role: str) -> dict[str, Any]:
+    salt = os.urandom(SALT_LEN)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PW_ITERATIONS, HASH_LEN)
+    return {"username": user, "password": base64.b64encode(digest).decode(),
+            "salt": base64.b64encode(salt).decode(), "iterations": PW_ITERATIONS,
+            "roles": [{"rolename": role}]}
+
+
+def dynsec_config(users: dict[str, str]) -> dict[str, Any]:
+    """The plugin's whole state: one client and one role per user, everything else denied."""
+    roles = [cloud_role() if u == CLOUD_USER else gateway_role(u) for u in users]
+    clients = [_client(u, pw, r["rolename"]) for (u, pw), r in zip(users.items(), roles, strict=True)]
+    return {"clients": clients, "groups": [], "roles": roles,
+            "defaultACLAccess": {"publishClientSend": False, "publishClientReceive": False,
+                                 "subscribe": False, "unsubscribe": False}}
 
 
 @dataclass(frozen=True)
@@ -67,15 +133,10 @@ class Broker:
 
     def _write_config(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        pw = self.workdir / "passwd"
-        pw.write_text("")
-        pw.chmod(0o600)
-        for user, password in self.users.items():
-            subprocess.run(["mosquitto_passwd", "-b", str(pw), user, password], check=True,
-                           capture_output=True)
-        acl = self.workdir / "acl"
-        acl.write_text(ACL)
-        acl.chmod(0o600)
+        sec = self.workdir / "dynsec.json"
+        sec.touch(mode=0o600)
+        sec.chmod(0o600)  # password hashes: private before anything is written
+        sec.write_text(json.dumps(dynsec_config(self.users), indent=1))
         data = self.workdir / "data"
         data.mkdir(exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
@@ -85,8 +146,8 @@ class Broker:
             + ("user root\n" if os.geteuid() == 0 else "")
             + f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous false\n"
-            f"password_file {pw}\n"
-            f"acl_file {acl}\n"
+            f"plugin {dynsec_plugin()}\n"
+            f"plugin_opt_config_file {sec}\n"
             "persistence true\n"
             f"persistence_location {data}/\n"
             f"autosave_interval {self.autosave_interval}\n"

@@ -1,16 +1,17 @@
-"""Broker security on the real Mosquitto (sim/broker.py: password file and per-gateway ACL).
+"""Broker security on the real Mosquitto (sim/broker.py: password auth and per-gateway ACLs in
+Mosquitto's dynamic-security plugin).
 
 Gateway A is GATEWAY_ID, gateway B is B_ID, each logged in as itself. What each may do:
-write its own batch and status, read its own ack and config; nothing of another gateway's.
-
-Mosquitto 2.0's acl_file does not check subscriptions: a SUBACK grants any topic, and the read
-ACL is applied to each message at delivery. So "B cannot read A's acks" is shown by what B
-receives, with a sentinel: messages from one client to one subscriber arrive in order, so
-once B has B's own message, published after A's, A's would have come first.
+write its own batch, status and report, subscribe to and read its own ack and config; nothing
+of another gateway's. The plugin checks SUBSCRIBE: a filter outside a user's ACL gets SUBACK
+0x87 (no subscription is made), and each delivered message is checked again. "B receives
+nothing of A's" is shown with a sentinel: messages from one client to one subscriber arrive in
+order, so once B has B's own message, published after A's, A's would have come first.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from cloud.worker import DEFAULT_GROUP, default_group, shared_subscription
 from gateway.config import MqttConfig
 from gateway.spool import Spool
 from gateway.uplink import Uplink
@@ -34,7 +36,18 @@ from tests.wait import wait_for
 B_ID = "b1b2b3b4b5b6b7b8"
 PASSWORDS = {"cloud": "cloud-pw", A_ID: "gw-pw", B_ID: "gw2-pw"}
 NOT_AUTHORIZED = 0x87
+GRANTED_QOS_1 = 0x01
 NO_MATCHING_SUBSCRIBERS = 0x10  # a successful PUBACK when nobody subscribes
+STATUS_SUBSCRIPTION = "mcode/v0/gw/+/status"
+CLOUD_READS = (pbatch.BATCH_SUBSCRIPTION, STATUS_SUBSCRIPTION, gwconfig.REPORT_SUBSCRIPTION)
+# What a gateway may not subscribe to: other gateways' topics, wildcards (even over its own
+# topics), and the ingest workers' shared subscription under any group name, the real one included.
+REFUSED_FOR_B = [pbatch.ack_topic(A_ID), gwconfig.config_topic(A_ID), pbatch.batch_topic(A_ID),
+                 pbatch.status_topic(A_ID), gwconfig.report_topic(A_ID),
+                 pbatch.BATCH_SUBSCRIPTION, "mcode/v0/gw/+/ack", "mcode/v0/gw/#", "#",
+                 f"mcode/v0/gw/{B_ID}/+", pbatch.batch_topic(B_ID),
+                 shared_subscription(default_group(PASSWORDS["cloud"])), shared_subscription(DEFAULT_GROUP),
+                 f"$share/any/{pbatch.ack_topic(A_ID)}", "$CONTROL/dynamic-security/#", "$SYS/#"]
 
 
 class Client:
@@ -52,8 +65,8 @@ class Client:
             self.c.username_pw_set(user, password)
         self.c.reconnect_delay_set(30, 30)  # a refused client must not retry within the test
         self.c.on_connect = self._on_connect
-        self.c.on_publish = lambda cl, ud, mid, rc, pr: self._put(self.pubacks, mid, rc)
-        self.c.on_subscribe = lambda cl, ud, mid, rcs, pr: self._put(self.subacks, mid, rcs)
+        self.c.on_publish = self._on_publish
+        self.c.on_subscribe = self._on_subscribe
         self.c.on_message = self._on_message
         self.c.on_disconnect = lambda *a: self.closed.set()
         self.c.connect(broker.host, broker.port)
@@ -63,9 +76,13 @@ class Client:
     def _on_connect(self, cl: mqtt.Client, ud: object, fl: object, rc: ReasonCode, pr: object) -> None:
         self.connack = rc
 
-    def _put(self, d: dict[int, object], mid: int, v: object) -> None:
+    def _on_publish(self, cl: mqtt.Client, ud: object, mid: int, rc: ReasonCode, pr: object) -> None:
         with self.lock:
-            d[mid] = v
+            self.pubacks[mid] = rc
+
+    def _on_subscribe(self, cl: mqtt.Client, ud: object, mid: int, rcs: list[ReasonCode], pr: object) -> None:
+        with self.lock:
+            self.subacks[mid] = rcs
 
     def _on_message(self, cl: mqtt.Client, ud: object, m: mqtt.MQTTMessage) -> None:
         with self.lock:
@@ -78,7 +95,8 @@ class Client:
         return self.pubacks[mid]
 
     def subscribe(self, topic: str) -> list[ReasonCode]:
-        mid = self.c.subscribe(topic, qos=1)[1]
+        rc, mid = self.c.subscribe(topic, qos=1)
+        assert rc == mqtt.MQTT_ERR_SUCCESS and mid is not None, rc
         wait_for(lambda: mid in self.subacks, what=f"SUBACK for {topic}")
         return self.subacks[mid]
 
@@ -116,12 +134,16 @@ def test_right_password_connects(broker: Broker) -> None:
 
 def test_gateway_b_cannot_publish_as_a(broker: Broker) -> None:
     cloud = Client(broker, "cloud", "cloud-pw")
+    a = Client(broker, A_ID, "gw-pw")  # the victim, reading its own ack and config
     b = Client(broker, B_ID, "gw2-pw")
     try:
-        assert not any(r.is_failure for r in cloud.subscribe("mcode/v0/gw/#"))
+        for t in CLOUD_READS:
+            assert [r.value for r in cloud.subscribe(t)] == [GRANTED_QOS_1], t
+        for t in (pbatch.ack_topic(A_ID), gwconfig.config_topic(A_ID)):
+            assert [r.value for r in a.subscribe(t)] == [GRANTED_QOS_1], t
         forged = b"forged by B"
-        for topic in (pbatch.batch_topic(A_ID), pbatch.status_topic(A_ID), pbatch.ack_topic(A_ID),
-                      gwconfig.config_topic(A_ID)):
+        for topic in (pbatch.batch_topic(A_ID), pbatch.status_topic(A_ID), gwconfig.report_topic(A_ID),
+                      pbatch.ack_topic(A_ID), gwconfig.config_topic(A_ID)):
             rc = b.publish(topic, forged)
             assert rc.value == NOT_AUTHORIZED, (topic, rc)
         # nor may a gateway forge the cloud's messages to itself
@@ -130,38 +152,80 @@ def test_gateway_b_cannot_publish_as_a(broker: Broker) -> None:
         # its own topics pass (the cloud subscribes, so the PUBACK is a plain success)
         assert not b.publish(pbatch.batch_topic(B_ID), b"B's own sentinel").is_failure
         wait_for(lambda: bool(cloud.received(pbatch.batch_topic(B_ID))), what="B's own batch at the cloud")
-        assert [p for _, p in cloud.messages if p == forged] == []
-        assert cloud.received(pbatch.batch_topic(A_ID)) == []
+        assert not cloud.publish(pbatch.ack_topic(A_ID), b"the cloud's ack").is_failure  # A's sentinel
+        wait_for(lambda: bool(a.received(pbatch.ack_topic(A_ID))), what="the cloud's ack at A")
+        assert [p for _, p in cloud.messages] == [b"B's own sentinel"]
+        assert a.messages == [(pbatch.ack_topic(A_ID), b"the cloud's ack")]
     finally:
         b.close()
+        a.close()
         cloud.close()
 
 
-def test_gateway_b_cannot_read_a(broker: Broker) -> None:
+def test_gateway_b_may_subscribe_to_nothing_but_its_own_ack_and_config(broker: Broker) -> None:
     cloud = Client(broker, "cloud", "cloud-pw")
+    a = Client(broker, A_ID, "gw-pw")
     b = Client(broker, B_ID, "gw2-pw")
     try:
-        topics = [pbatch.ack_topic(A_ID), gwconfig.config_topic(A_ID), pbatch.batch_topic(A_ID),
-                  "mcode/v0/gw/+/ack", "mcode/v0/gw/#"]
-        for t in topics:
-            rcs = b.subscribe(t)
-            # granted (see the module doc) or refused; either way nothing of A's may arrive
-            assert all(r.value in (0x01, NOT_AUTHORIZED) for r in rcs), (t, rcs)
-        assert not any(r.is_failure for r in b.subscribe(gwconfig.config_topic(B_ID)))
+        for t in REFUSED_FOR_B:
+            assert [r.value for r in b.subscribe(t)] == [NOT_AUTHORIZED], t
+        for t in (pbatch.ack_topic(B_ID), gwconfig.config_topic(B_ID)):
+            assert [r.value for r in b.subscribe(t)] == [GRANTED_QOS_1], t
+        # traffic on every refused topic: A's batch, status and report, the cloud's ack and config for A
+        assert [r.value for r in cloud.subscribe(pbatch.BATCH_SUBSCRIPTION)] == [GRANTED_QOS_1]
+        for topic in (pbatch.batch_topic(A_ID), pbatch.status_topic(A_ID), gwconfig.report_topic(A_ID)):
+            assert not a.publish(topic, b"A's").is_failure
         for topic in (pbatch.ack_topic(A_ID), gwconfig.config_topic(A_ID)):
-            assert not cloud.publish(topic, b"for A only").is_failure
+            assert cloud.publish(topic, b"for A only").value == NO_MATCHING_SUBSCRIBERS, topic
+        wait_for(lambda: bool(cloud.received(pbatch.batch_topic(A_ID))), what="A's batch at the cloud")
         assert not cloud.publish(gwconfig.config_topic(B_ID), b"for B").is_failure  # the sentinel
         wait_for(lambda: bool(b.received(gwconfig.config_topic(B_ID))), what="B's own config")
-        assert [t for t, _ in b.messages] == [gwconfig.config_topic(B_ID)] * len(b.messages)
+        assert b.messages == [(gwconfig.config_topic(B_ID), b"for B")]
     finally:
         b.close()
+        a.close()
         cloud.close()
 
 
-def test_uplink_of_b_claiming_to_be_a_gets_nothing_through(broker: Broker, tmp_path: Path) -> None:
+def test_cloud_may_read_gateways_and_write_acks_and_configs_only(broker: Broker) -> None:
+    cloud = Client(broker, "cloud", "cloud-pw")
+    try:
+        for t in (*CLOUD_READS, shared_subscription(default_group("cloud-pw")),
+                  shared_subscription(DEFAULT_GROUP), pbatch.batch_topic(A_ID)):
+            assert [r.value for r in cloud.subscribe(t)] == [GRANTED_QOS_1], t
+        for t in ("mcode/v0/gw/#", "#", "mcode/v0/gw/+/ack", "mcode/v0/gw/+/config",
+                  "$CONTROL/dynamic-security/#"):
+            assert [r.value for r in cloud.subscribe(t)] == [NOT_AUTHORIZED], t
+        # the cloud cannot forge what a gateway says
+        for topic in (pbatch.batch_topic(A_ID), pbatch.status_topic(A_ID), gwconfig.report_topic(A_ID)):
+            assert cloud.publish(topic, b"forged by the cloud").value == NOT_AUTHORIZED, topic
+        for topic in (pbatch.ack_topic(A_ID), gwconfig.config_topic(A_ID)):
+            assert not cloud.publish(topic, b"ok").is_failure, topic
+    finally:
+        cloud.close()
+
+
+@pytest.mark.parametrize("user, password", [("cloud", "cloud-pw"), (B_ID, "gw2-pw")])
+def test_nobody_may_administer_the_acls(broker: Broker, user: str, password: str) -> None:
+    """The plugin's own admin topic is an ACL like any other: no user has it, so nobody can grant
+    itself more through the broker."""
+    c = Client(broker, user, password)
+    try:
+        grant = {"commands": [{"command": "addRoleACL", "rolename": f"gateway-{B_ID}",
+                               "acltype": "subscribePattern", "topic": "#", "allow": True}]}
+        rc = c.publish("$CONTROL/dynamic-security/v1", json.dumps(grant).encode())
+        assert rc.value == NOT_AUTHORIZED, rc
+        assert [r.value for r in c.subscribe("#")] == [NOT_AUTHORIZED]
+    finally:
+        c.close()
+
+
+def test_uplink_of_b_claiming_to_be_a_gets_nothing_through(broker: Broker, tmp_path: Path,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
     """A real gateway process logged in as B but configured with A's id (a stolen or copied
-    config): every batch it publishes on A's topic gets PUBACK 0x87, the batches stay in its
-    spool, and the cloud sees nothing from it."""
+    config): its subscription to A's ack topic is refused (SUBACK 0x87), so it never starts
+    sending batches (it sends only after that SUBACK); its status on A's topic gets PUBACK 0x87;
+    the batches stay in its spool and the cloud sees nothing from it."""
     key = Ed25519PrivateKey.generate()
     spool = Spool(tmp_path / "b.db", GW_ID, key)
     spool.add_records(DEV_A, recs(DEV_A, range(1, 31)))
@@ -172,8 +236,14 @@ def test_uplink_of_b_claiming_to_be_a_gets_nothing_through(broker: Broker, tmp_p
     up = Uplink(cfg, A_ID, spool)
     up.start()
     try:
-        wait_for(lambda: up.pump() >= 0 and up.stats.puback_failures >= 4, what="refused PUBACKs")
-        assert up.stats.pubacks == 0 and up.stats.confirmed == 0
+        # the status goes out after the SUBSCRIBE on the same connection, so its PUBACK comes
+        # after the SUBACK: by then the refusal has been handled
+        wait_for(lambda: up.stats.puback_failures >= 1, what="the refused status PUBACK")
+        assert up.stats.connects >= 1 and not up.wait_ready(0)
+        assert f"subscription to {pbatch.ack_topic(A_ID)} refused" in caplog.text
+        assert "Not authorized" in caplog.text
+        assert up.pump() == 0
+        assert up.stats.published == up.stats.pubacks == up.stats.confirmed == 0
         assert len(spool.pending_batches()) == 3
         sentinel = Client(broker, A_ID, "gw-pw")  # the real A, after B's attempts
         try:

@@ -1,13 +1,17 @@
-"""The broker fixture enforces auth and per-gateway ACLs on a real Mosquitto."""
+"""The broker fixture enforces auth and per-gateway ACLs on a real Mosquitto (more in
+tests/gateway/test_broker_security.py)."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
-from sim.broker import Broker
+from sim.broker import Broker, dynsec_config
 from tests.conftest import GATEWAY_ID
 
 
@@ -19,14 +23,19 @@ def _client(b: Broker, user: str, pw: str) -> mqtt.Client:
 
 def test_bad_password_refused(broker: Broker) -> None:
     c = _client(broker, GATEWAY_ID, "wrong")
-    result: list[object] = []
+    result: list[ReasonCode] = []
     done = threading.Event()
-    c.on_connect = lambda cl, ud, fl, rc, props: (result.append(rc), done.set())
+
+    def on_connect(cl: mqtt.Client, ud: object, fl: object, rc: ReasonCode, props: object) -> None:
+        result.append(rc)
+        done.set()
+
+    c.on_connect = on_connect
     c.connect(broker.host, broker.port)
     c.loop_start()
     assert done.wait(5)
     c.loop_stop()
-    assert result[0].is_failure  # type: ignore[attr-defined]
+    assert result[0].is_failure
 
 
 def test_gateway_cannot_publish_as_another(broker: Broker) -> None:
@@ -52,3 +61,17 @@ def test_gateway_cannot_publish_as_another(broker: Broker) -> None:
     gw2.loop_stop()
     cloud.loop_stop()
     assert got == ["mcode/v0/gw/b1b2b3b4b5b6b7b8/batch"]
+
+
+def test_plugin_config_is_private_and_holds_no_password(broker: Broker) -> None:
+    conf = broker.workdir / "dynsec.json"
+    assert conf.stat().st_mode & 0o777 == 0o600
+    text = conf.read_text()
+    assert "gw-pw" not in text and "cloud-pw" not in text
+    assert {c["username"] for c in json.loads(text)["clients"]} == {"cloud", GATEWAY_ID, "b1b2b3b4b5b6b7b8"}
+
+
+@pytest.mark.parametrize("name", ["", "+", "#", "a/b", "$SYS"])
+def test_a_gateway_name_that_would_widen_its_acl_is_refused(name: str) -> None:
+    with pytest.raises(ValueError):
+        dynsec_config({"cloud": "x", name: "y"})
