@@ -61,6 +61,7 @@ class UplinkStats:
     acks_other: int = 0  # unknown status: batch kept
     acks_malformed: int = 0
     status_sent: int = 0  # online status messages published
+    subscribe_refused: int = 0  # SUBACKs with an error reason: the broker's ACL does not fit our id
 
 
 def _count(v: object) -> int | None:
@@ -311,11 +312,30 @@ class Uplink:
             topic = {self._ack_mid: self.ack_topic, self._config_mid: self.config_topic}.get(mid)
             if any(r.is_failure for r in rcs):
                 log.error("subscription to %s refused: %s", topic, rcs)
+                self.stats.subscribe_refused += 1
+                self.stats.last_error = f"subscription to {topic} refused: {', '.join(map(str, rcs))}"
+                if topic is not None:
+                    self._resubscribe_later(client, topic)
             elif topic == self.ack_topic:
                 self._subscribed.set()
                 self.pump()
         except Exception:
             log.exception("on_subscribe failed")
+
+    def _resubscribe_later(self, client: mqtt.Client, topic: str) -> None:
+        """Ask again after the longest reconnect delay: the broker's ACL may be fixed meanwhile
+        (a refusal is a configuration error, so no faster than that)."""
+        def again() -> None:
+            if self._stopping or not self._connected.is_set():
+                return  # a reconnect subscribes anew
+            mid = client.subscribe(topic, qos=1)[1]
+            if topic == self.ack_topic:
+                self._ack_mid = mid
+            else:
+                self._config_mid = mid
+        t = threading.Timer(self.cfg.reconnect_max_s, again)
+        t.daemon = True
+        t.start()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
                        rc: ReasonCode, props: Properties | None) -> None:

@@ -232,7 +232,8 @@ def test_uplink_of_b_claiming_to_be_a_gets_nothing_through(broker: Broker, tmp_p
     while spool.seal_batch(10):
         pass
     acker = CloudAcker(broker.host, broker.port, key.public_key()).start()
-    cfg = MqttConfig(host=broker.host, port=broker.port, username=B_ID, password="gw2-pw", keepalive=5)
+    cfg = MqttConfig(host=broker.host, port=broker.port, username=B_ID, password="gw2-pw", keepalive=5,
+                     reconnect_max_s=1.0)
     up = Uplink(cfg, A_ID, spool)
     up.start()
     try:
@@ -242,6 +243,9 @@ def test_uplink_of_b_claiming_to_be_a_gets_nothing_through(broker: Broker, tmp_p
         assert up.stats.connects >= 1 and not up.wait_ready(0)
         assert f"subscription to {pbatch.ack_topic(A_ID)} refused" in caplog.text
         assert "Not authorized" in caplog.text
+        # counted, said in last_error, and asked again (reconnect_max_s later), refused again
+        assert up.stats.subscribe_refused >= 1 and "refused" in up.stats.last_error
+        wait_for(lambda: up.stats.subscribe_refused >= 2, what="the subscription asked again")
         assert up.pump() == 0
         assert up.stats.published == up.stats.pubacks == up.stats.confirmed == 0
         assert len(spool.pending_batches()) == 3
