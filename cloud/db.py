@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -14,12 +15,31 @@ from sqlalchemy.pool import StaticPool
 SessionFactory = sessionmaker[Session]
 
 
+BUSY_TIMEOUT_S = 10.0
+
+
+def _wal(cur: Any) -> None:
+    """Switch a new database to WAL (the mode is kept in the file, so later connections find it
+    set). The switch needs the database to itself and SQLite does not wait for that: while another
+    connection holds a lock it fails at once with "database is locked", whatever busy_timeout
+    says. Several processes opening one new database at once do hit that, so retry a while."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")  # a no-op for :memory: and a WAL database
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")  # a no-op for :memory:
+    cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+    _wal(cur)
     cur.execute("PRAGMA synchronous=FULL")  # NORMAL can lose committed transactions on power loss
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
 
 
