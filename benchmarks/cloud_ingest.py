@@ -54,7 +54,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import func, select
 
-from cloud import provision
+from cloud import campaigns, provision
 from cloud.db import SessionFactory, make_engine, make_session_factory
 from cloud.ingest import EVENT_COLUMNS, Ingestor
 from cloud.models import Device, Event
@@ -110,8 +110,8 @@ def fresh_db(path: Path, w: Workload) -> tuple[str, SessionFactory]:
     url = f"sqlite:///{path}"
     sf = make_session_factory(make_engine(url))
     m = provision.create_merchant(sf, "bench")
-    c = provision.create_campaign(sf, m["merchant_id"], "7001", slots=max(10, len(w.device_keys)), digits=4,
-                                  period_s=60, pool_minor=0, label_zh="基准", label_en="bench")
+    c = campaigns.create(sf, m["merchant_id"], base_code="7001", slots=max(10, len(w.device_keys)), digits=4,
+                         period_s=60, pool_minor=0, label_zh="基准", label_en="bench")
     for dev_id, _ in w.device_keys:
         provision.create_device(sf, c["campaign_id"], device_id=dev_id)
     with sf.begin() as s:  # the keys the workload's records were sealed with

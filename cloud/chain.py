@@ -19,6 +19,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cloud.auth import Principal, sees
+from cloud.errors import not_found
 from cloud.models import Campaign, Device, Entry, Participant
 
 MAX_CHAIN = 1000  # chains are acyclic by construction; this only bounds a corrupted one
@@ -105,6 +107,15 @@ def merged_chain(s: Session, entry: Entry, merchant_id: int) -> list[Node]:
         else:
             nodes[who] = Node(p.id, p.share_code, [p.id])
     return list(nodes.values())  # dicts keep insertion order: closest first
+
+
+def entry_for(s: Session, p: Principal, entry_id: str) -> tuple[Entry, Campaign]:
+    """An entry and its campaign, if `p` may see them; else unknown_entry (404)."""
+    e = s.get(Entry, entry_id)
+    c = s.get(Campaign, e.campaign_id) if e is not None else None
+    if e is None or c is None or not sees(p, c.merchant_id):
+        raise not_found("unknown_entry", "no such entry in your campaigns", "您的活动中没有该进店记录")
+    return e, c
 
 
 def describe(s: Session, entry: Entry) -> dict[str, Any]:

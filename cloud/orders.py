@@ -19,8 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud import ledger
-from cloud.auth import Principal, sees
-from cloud.chain import merged_chain
+from cloud.auth import MERCHANT, Principal, sees
+from cloud.chain import entry_for, merged_chain
 from cloud.db import SessionFactory, now_ms
 from cloud.errors import ApiError, bad_request, conflict, not_found
 from cloud.models import Campaign, Entry, Order, Payout
@@ -48,10 +48,6 @@ def _lock_campaign(s: Session, campaign_id: int) -> None:
               .values(spent_minor=Campaign.spent_minor))
 
 
-def _unknown_entry() -> ApiError:
-    return not_found("unknown_entry", "no such entry in your campaigns", "您的活动中没有该进店记录")
-
-
 def place_order(sf: SessionFactory, merchant_id: int, idempotency_key: str, entry_id: str,
                 amount_minor: int, at_ms: int | None = None) -> tuple[dict[str, Any], bool]:
     """(answer, replayed). The merchant must own the entry's campaign. `at_ms` is the booking time
@@ -67,11 +63,7 @@ def place_order(sf: SessionFactory, merchant_id: int, idempotency_key: str, entr
         prior = _replay(s, merchant_id, idempotency_key, req_hash)
         if prior is not None:
             return prior, True
-        e = s.get(Entry, entry_id)
-        c = s.get(Campaign, e.campaign_id) if e is not None else None
-        if e is None or c is None or c.merchant_id != merchant_id:
-            raise _unknown_entry()
-        campaign_id = c.id
+        campaign_id = entry_for(s, Principal(MERCHANT, merchant_id), entry_id)[1].id
     try:
         with sf.begin() as s:
             _lock_campaign(s, campaign_id)

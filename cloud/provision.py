@@ -15,7 +15,6 @@ from cloud.auth import MERCHANT, Principal, hash_key, sees
 from cloud.db import SessionFactory, now_ms
 from cloud.errors import bad_request, conflict, not_found
 from cloud.models import ApiKey, Campaign, Device, Gateway, Location, Merchant
-from cloud.rules import RED_BALLOON
 from protocol.keys import DEVICE_KEY_LEN, ID_LEN, gateway_key
 from protocol.rotation import format_code
 
@@ -44,16 +43,6 @@ def create_merchant(sf: SessionFactory, name: str) -> dict[str, Any]:
         s.add(ApiKey(key_hash=hash_key(api_key), role=MERCHANT, merchant_id=m.id, label="first key",
                      created_at_ms=now_ms()))
         return {"merchant_id": m.id, "name": m.name, "api_key": api_key}
-
-
-def create_campaign(sf: SessionFactory, merchant_id: int, base_code: str, slots: int, digits: int,
-                    period_s: int, pool_minor: int, label_zh: str, label_en: str,
-                    rule: str = RED_BALLOON, **more: Any) -> dict[str, Any]:
-    """Kept for callers from before cloud/campaigns.py: the same as campaigns.create."""
-    from cloud import campaigns
-    return campaigns.create(sf, merchant_id, base_code=base_code, slots=slots, digits=digits,
-                            period_s=period_s, pool_minor=pool_minor, label_zh=label_zh,
-                            label_en=label_en, rule=rule, **more)
 
 
 def printed_code(d: Device, c: Campaign) -> str | None:

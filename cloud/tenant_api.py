@@ -26,7 +26,6 @@ from cloud.inputs import (
     OrderIn,
     checked,
 )
-from cloud.models import Campaign, Entry
 from cloud.ratelimit import limit_client
 from cloud.schemas import I32_MAX, KEYED, errors
 
@@ -184,11 +183,7 @@ def _entry_tenant(sf: SF, p: Principal, entry_id: str) -> int | None:
     if not p.is_admin:
         return None
     with sf() as s:
-        e = s.get(Entry, entry_id)
-        c = s.get(Campaign, e.campaign_id) if e is not None else None
-        if c is None:
-            raise not_found("unknown_entry", "no such entry", "进店记录不存在")
-        return c.merchant_id
+        return chain.entry_for(s, p, entry_id)[1].merchant_id
 
 
 @router.get("/orders/{order_id}", tags=["orders"], response_model=o.OrderDetail,
@@ -211,11 +206,7 @@ def refund_order(order_id: Annotated[int, _id("order")], sf: SF, p: Merchantish,
 def get_entry_chain(entry_id: str, sf: SF, p: Merchantish) -> dict[str, Any]:
     """Who brought whom: the display (and its location), each sharer, the shopper."""
     with sf() as s:
-        e = s.get(Entry, entry_id)
-        c = s.get(Campaign, e.campaign_id) if e is not None else None
-        if e is None or c is None or not auth.sees(p, c.merchant_id):
-            raise not_found("unknown_entry", "no such entry in your campaigns", "您的活动中没有该进店记录")
-        return chain.describe(s, e)
+        return chain.describe(s, chain.entry_for(s, p, entry_id)[0])
 
 
 @router.post("/sharers/{participant_id}/account", tags=["orders"], response_model=o.AccountLinked,

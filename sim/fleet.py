@@ -75,7 +75,7 @@ class Fleet:
                                             env=dict(os.environ, **(env or {})), cwd=self.workdir)
 
     def start(self) -> Fleet:
-        from cloud import provision
+        from cloud import campaigns, provision
         from cloud.db import make_engine, make_session_factory
         from tools.boards import board_names
 
@@ -95,8 +95,9 @@ class Fleet:
         sf = make_session_factory(engine)
         self.merchant = provision.create_merchant(sf, "Demo shop 演示商店")
         slots = max(4, p.devices)
-        camp = provision.create_campaign(sf, self.merchant["merchant_id"], p.base_code, slots, p.digits,
-                                         p.period_s, p.pool_minor, "扫码有礼", "Tap and share")
+        camp = campaigns.create(sf, self.merchant["merchant_id"], base_code=p.base_code, slots=slots,
+                                digits=p.digits, period_s=p.period_s, pool_minor=p.pool_minor,
+                                label_zh="扫码有礼", label_en="Tap and share")
         gw_key = Ed25519PrivateKey.generate()
         key_path = self.workdir / "gateway" / "gateway.key"
         key_path.parent.mkdir(parents=True, exist_ok=True)

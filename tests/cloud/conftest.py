@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from cloud import provision
+from cloud import campaigns, provision
 from cloud.app import create_app
 from cloud.db import SessionFactory, make_engine, make_session_factory
 from cloud.settings import Settings
@@ -95,8 +95,8 @@ def public_hex(key: Ed25519PrivateKey) -> str:
 def provision_world(sf: SessionFactory, base: str = "4919", name: str = "Shop A", n_devices: int = 2,
                     gateway_id: str = GATEWAY_ID, digits: int = 2, slots: int = 4) -> World:
     m = provision.create_merchant(sf, name)
-    c = provision.create_campaign(sf, m["merchant_id"], base, slots=slots, digits=digits, period_s=60,
-                                  pool_minor=1000, label_zh=f"{name} 欢迎", label_en=f"Welcome to {name}")
+    c = campaigns.create(sf, m["merchant_id"], base_code=base, slots=slots, digits=digits, period_s=60,
+                         pool_minor=1000, label_zh=f"{name} 欢迎", label_en=f"Welcome to {name}")
     devs = [provision.create_device(sf, c["campaign_id"], label=f"shelf {i}", location="aisle 1")
             for i in range(n_devices)]
     key = Ed25519PrivateKey.generate()

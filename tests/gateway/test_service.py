@@ -70,18 +70,7 @@ def test_gateway_end_to_end_with_fake_displays(tmp_path: Path, broker: Broker) -
     ble = FakeBle({"AA:00": a, "BB:00": b})
     acker = CloudAcker(broker.host, broker.port, cfg.load_private_key().public_key()).start()
     gw = Gateway(cfg, ble=ble)
-    loop_done = threading.Event()
-    loop: list[asyncio.AbstractEventLoop] = []
-
-    def runner() -> None:
-        async def main() -> None:
-            loop.append(asyncio.get_running_loop())
-            await gw.run()
-        asyncio.run(main())
-        loop_done.set()
-
-    t = threading.Thread(target=runner)
-    t.start()
+    t, loop = _run_in_thread(gw)
     try:
         want = {(DEV_A, r) for r in a.log} | {(DEV_B, r) for r in b.log}
         wait_for(lambda: acker.records == want, what="every record at the cloud")
@@ -95,10 +84,7 @@ def test_gateway_end_to_end_with_fake_displays(tmp_path: Path, broker: Broker) -
         assert st["devices"][DEV_A.hex()]["acked_seq"] == 45
         assert st["uplink"]["quarantined"] == 0
     finally:
-        if loop:
-            loop[0].call_soon_threadsafe(gw.stop)
-        assert loop_done.wait(30)
-        t.join(10)
+        _stop(gw, t, loop)  # asserts that the gateway's run() returned
         acker.stop()
 
     # status and spool commands read the spool the stopped gateway left behind
