@@ -28,7 +28,7 @@ class Config:
             self.digits = int(d["digits"])
             self.period = int(d["period"])
         except (KeyError, ValueError, TypeError) as e:
-            raise ConfigError("bad config: %r" % (e,))
+            raise ConfigError(f"bad config: {e!r}") from e
         self.label = str(d.get("label", ""))
         self.tx_power = int(d.get("tx_power", 0))  # dBm; applied to the radio once a sealed config sets it
         self.version = 0  # config version: the overlay's, 0 for config.json alone
@@ -87,7 +87,7 @@ def load(root="", apply=True):
         with open(root + FILE) as f:
             d = json.load(f)
     except OSError:
-        raise ConfigError("no " + root + FILE)
+        raise ConfigError("no " + root + FILE) from None
     cfg = Config(d)
     _overlay(cfg, root, apply)
     return cfg

@@ -7,17 +7,17 @@
 #                                    (try again soon), None connection gone
 #   radio.set_info(data)             new INFO value (gatts_write)
 # Every wire rule comes from protocol/; nothing here re-implements one.
+import asyncio
 import os
 import struct
 import time
-
-import asyncio
-from micropython import const
 
 # asyncio loads these on first use (asyncio.event, asyncio.funcs): at import,
 # while the heap is tidy, not at a later wake when it may have no room (seen at
 # 60K: the display task died for the 464 bytes).
 from asyncio import Event, wait_for_ms
+
+from micropython import const
 
 import config
 from clock import Clock

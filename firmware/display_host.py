@@ -9,7 +9,6 @@
 import os
 
 import framebuf
-
 from micropython import const
 
 from display import BAND, Display, Renderer

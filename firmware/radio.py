@@ -6,6 +6,7 @@
 # _tail, and the loop releases a slot only after it is done with it, so the two
 # never touch the same slot at once.
 import asyncio
+
 import bluetooth
 from micropython import const
 

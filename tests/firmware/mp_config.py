@@ -6,7 +6,6 @@ import os
 import config
 from device import Device
 from display_host import HostDisplay
-
 from protocol import command, devconfig, gatt, keys, rotation
 from protocol.hmac256 import HmacKey
 from tests.firmware import fwtest as T

@@ -5,7 +5,6 @@ import struct
 import config
 from device import Device
 from display_host import HostDisplay
-
 from protocol import command, gatt, keys, record, rotation
 from tests.firmware import fwtest as T
 
@@ -59,7 +58,7 @@ def test_ack_auth_replay_forgery():
     root = T.flashdir()
     try:
         dev, radio = _boot(root)
-        for i in range(5):
+        for _ in range(5):
             _tap(dev)
         ack = T.frame(dev.nonce, command.OP_ACK, 10, struct.pack(">I", 4))
         assert _ctl(dev, 7, ack) == (command.OP_ACK, command.OK, 10, 4)
@@ -83,7 +82,8 @@ def test_ack_auth_replay_forgery():
         # The ack survives a reboot; the new boot's nonce kills every old frame.
         dev, radio = _boot(root)
         assert dev.log.acked == 4
-        assert _ctl(dev, 7, T.frame(b"\0" * 8, command.OP_ACK, 99, struct.pack(">I", 6)))[1] == command.BAD_TAG
+        old = T.frame(b"\0" * 8, command.OP_ACK, 99, struct.pack(">I", 6))
+        assert _ctl(dev, 7, old)[1] == command.BAD_TAG
         dev.log.close()
     finally:
         T.wipe(root)
@@ -93,7 +93,7 @@ def test_phone_cannot_ack_read_or_set_time():
     root = T.flashdir()
     try:
         dev, radio = _boot(root)
-        for i in range(3):
+        for _ in range(3):
             _tap(dev)
         nonce = dev.nonce  # INFO is readable by anyone, so a phone knows it
         phone_key = keys.gateway_key(b"\x55" * 32, T.GW)  # a guess: not derived from the device key

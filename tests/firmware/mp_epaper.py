@@ -70,7 +70,7 @@ def test_full_first_then_partials_then_full_every_n():
     got = []
     for i in range(9):
         spi.log = []
-        d.show("4919-%02d" % i, "Oat milk 1L", "mc-0708")
+        d.show(f"4919-{i:02d}", "Oat milk 1L", "mc-0708")
         got += spi.updates()
     assert got == [FULL, PARTIAL, PARTIAL, PARTIAL] * 2 + [FULL], got
 

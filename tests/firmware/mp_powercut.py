@@ -15,11 +15,10 @@
 #    handed out before the cut and its epoch above every earlier epoch;
 #  - dropped never goes back and covers every missing unacked flushed record.
 import vfs
-
 from micropython import const
-from scanlog import ScanLog
 
 from protocol import record
+from scanlog import ScanLog
 from tests.firmware import fwtest as T
 from tests.firmware.powercut_bdev import PowerCutBdev
 
@@ -181,10 +180,10 @@ def _torture(blocks, bs):
         _mount(bd)
         try:
             workload(o)
-            raise AssertionError("no cut at %d of %d" % (k, total))
+            raise AssertionError(f"no cut at {k} of {total}") from None
         except Exception as e:  # PowerCut, or the error code lfs made of it
             if not bd.dead:
-                raise AssertionError("not a power cut: %r at %d" % (e, k))
+                raise AssertionError(f"not a power cut: {e!r} at {k}") from e
             # Close the dead log's file now (its writes go nowhere): left to
             # the GC, its finalizer would run with the heap locked.
             try:
@@ -195,8 +194,8 @@ def _torture(blocks, bs):
             _umount()
         check_after_cut(bd, o, (bs, k, tear))
         points += 1
-    print("block size %d: power cut after each of %d write ops, clean and torn: %d cuts checked"
-          % (bs, total, points))
+    print(f"block size {bs}: power cut after each of {total} write ops,",
+          f"clean and torn: {points} cuts checked")
     assert points == 2 * total and total >= 100, (points, total)
 
 

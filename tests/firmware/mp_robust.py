@@ -8,7 +8,6 @@ import time
 import bootstate
 import hw
 import main
-
 from protocol import record
 from tests.firmware import fwtest as T
 

@@ -11,7 +11,6 @@ import bootstate
 import config
 import main
 from display import ST_CLOCK_UNSET
-
 from protocol import command, devconfig, gatt, keys, record
 from protocol.hmac256 import HmacKey
 from tests.firmware import fwtest as T

@@ -1,9 +1,8 @@
 # scanlog under MicroPython: append, read, reboot recovery, torn tail.
 import os
 
-from scanlog import ScanLog
-
 from protocol import record
+from scanlog import ScanLog
 from tests.firmware import fwtest as T
 
 
@@ -56,7 +55,6 @@ def test_append_and_read():
 def test_reboot_recovery_seq_epoch_acked():
     root = T.flashdir()
     try:
-        seen = []
         for boot in range(1, 4):
             lg = _open(root)
             assert lg.epoch == boot

@@ -9,7 +9,6 @@ import os
 import struct
 
 import main
-
 from protocol import command, gatt, record
 from tests.firmware import fwtest as T
 
@@ -65,7 +64,7 @@ def test_session_heap():
             return boot
 
         boot = asyncio.run(go())
-        print("heap: before boot %d B, after boot %d B, highest live %d B (after gc, every 25 taps)"
-              % (base, boot, peak[0]))
+        print(f"heap: before boot {base} B, after boot {boot} B,",
+              f"highest live {peak[0]} B (after gc, every 25 taps)")
     finally:
         T.wipe(root)

@@ -12,8 +12,6 @@ import main
 from clock import Clock
 from device import Device
 from display import ST_BATTERY_LOW, ST_CLOCK_STALE, ST_CLOCK_UNSET, ST_NO_GATEWAY
-
-
 from protocol import command, gatt
 from tests.firmware import fwtest as T
 

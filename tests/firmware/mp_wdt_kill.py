@@ -6,7 +6,6 @@ import asyncio
 import json
 
 import main
-
 from tests.firmware import fwtest as T
 
 

@@ -78,7 +78,7 @@ class PowerCutBdev:
             # A torn program: only the first half got there.
             _copy(self.mem, a, buf, 0, n, 1)
         if not whole:
-            raise PowerCut("write %d" % self.ops)
+            raise PowerCut(f"write {self.ops}")
 
     def ioctl(self, op, arg):
         if op == 4:
@@ -93,6 +93,6 @@ class PowerCutBdev:
             n = self.bs if whole else (self.bs // 2 if self.tear else 0)
             _copy(self.mem, a, self.mem, 0, n, 2)
             if not whole:
-                raise PowerCut("erase %d" % self.ops)
+                raise PowerCut(f"erase {self.ops}")
             return 0
         return 0

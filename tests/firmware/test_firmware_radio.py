@@ -64,7 +64,8 @@ class Gateway:
 def expected_code(d: Dev, t: int) -> str:
     cfg = d.vd.config
     rotor = rotation.Rotor(keys.rotation_key(d.key), cfg["slot"], cfg["slots"], cfg["digits"])
-    return str(rotation.format_code(cfg["base"], rotor.value(rotation.window(t, cfg["period"])), cfg["digits"]))
+    value = rotor.value(rotation.window(t, cfg["period"]))
+    return str(rotation.format_code(cfg["base"], value, cfg["digits"]))
 
 
 async def shown(d: Dev, code: str) -> None:
