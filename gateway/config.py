@@ -49,7 +49,10 @@ class MqttConfig:
     password: str = ""
     keepalive: int = 30
     session_expiry_s: int = 24 * 3600
-    max_inflight: int = 20  # batches published but not yet acked by the cloud
+    # The in-flight window (batches published, not yet acked by the cloud) adapts to the round
+    # trip (gateway.inflight); these cap it. paho holds in-flight batches in RAM.
+    max_inflight: int = 128
+    max_inflight_bytes: int = 4 * 1024 * 1024
     republish_after_s: float = 30.0  # unacked batch is sent again after this
     status_interval_s: float = 30.0  # the retained online status (health figures) is refreshed this often
     reconnect_min_s: float = 1.0  # first retry after losing the broker; doubles, jittered, up to max
@@ -186,6 +189,8 @@ def parse(raw: dict[str, object], base: Path = Path(".")) -> GatewayConfig:
     batch = _section(raw, "batch", BatchConfig)
     assert isinstance(mqtt, MqttConfig) and isinstance(ble, BleConfig) and isinstance(batch, BatchConfig)
     mqtt = _mqtt_paths(mqtt, base)
+    if not 1 <= mqtt.max_inflight <= 10_000 or mqtt.max_inflight_bytes < 1:
+        raise ConfigError("[mqtt] max_inflight must be 1..10000 and max_inflight_bytes at least 1")
     if not 1 <= batch.max_records <= 1000:
         raise ConfigError("[batch] max_records must be 1..1000 (protocol.batch.MAX_RECORDS)")
     return GatewayConfig(

@@ -7,7 +7,11 @@ arrives on the gateway's ack topic after the cloud's commit. Unacked batches are
 after `republish_after_s` and after every reconnect; the cloud dedups, `Spool.confirm` is
 idempotent and logs what the cloud confirmed (`Spool.confirmed_batches`).
 
-At most `max_inflight` batches are outstanding (published, not acked). The retained status
+At most the in-flight window's batches are outstanding (published, not acked): adaptive
+(gateway.inflight: it grows while the round trip to the cloud's ack stays flat and shrinks when it
+climbs), capped by `max_inflight` batches and `max_inflight_bytes` of payload, which paho holds in
+RAM. Every socket sets TCP_NODELAY: a batch and its ack are small writes that Nagle's algorithm
+would hold back for the peer's delayed ACK (about 40 ms a round trip on Linux). The retained status
 topic carries protocol.health: online with health figures on every connect and every
 `status_interval_s` (from `pump`), b"offline" as the last will and on a clean stop.
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import random
+import socket
 import ssl
 import threading
 import time
@@ -33,6 +38,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.config import ConfigError, MqttConfig
+from gateway.inflight import START, InflightWindow
 from gateway.spool import Spool
 from protocol import batch as pbatch
 from protocol import gwconfig, health
@@ -62,6 +68,17 @@ class UplinkStats:
     acks_malformed: int = 0
     status_sent: int = 0  # online status messages published
     subscribe_refused: int = 0  # SUBACKs with an error reason: the broker's ACL does not fit our id
+    window: int = START  # the in-flight window now (batches)
+    window_rtt_ms: float | None = None  # the last round's mean round trip to the cloud's ack
+
+
+def tcp_nodelay(client: mqtt.Client, userdata: object, sock: object) -> None:
+    """paho's on_socket_open: TCP_NODELAY on the new connection (paho 2.2 never sets it)."""
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as e:  # not fatal: only slower
+            log.warning("TCP_NODELAY not set: %s", e)
 
 
 def _count(v: object) -> int | None:
@@ -89,7 +106,9 @@ class Uplink:
         self.stats.last_confirmed_bseq = last[0].bseq if last else None
         self._started = time.monotonic()
         self._lock = threading.RLock()
-        self._inflight: dict[int, float] = {}  # bseq -> monotonic time of last publish
+        self._inflight: dict[int, tuple[float, int]] = {}  # bseq -> (monotonic time of last publish, bytes)
+        self.window = InflightWindow(lo=min(4, cfg.max_inflight), hi=cfg.max_inflight,
+                                     start=min(START, cfg.max_inflight))
         self._mid_lock = threading.Lock()
         self._mids: dict[int, int] = {}  # paho mid -> bseq (or _STATUS), until its PUBACK
         self._early: dict[int, ReasonCode] = {}  # PUBACKs that beat pump to registering their mid
@@ -122,6 +141,7 @@ class Uplink:
         c.on_subscribe = self._on_subscribe
         c.on_message = self._on_message
         c.on_publish = self._on_publish
+        c.on_socket_open = tcp_nodelay
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -216,33 +236,47 @@ class Uplink:
             self.publish_status()
         with self._lock:
             now = time.monotonic()
-            due = {b for b, t in self._inflight.items() if now - t >= self.cfg.republish_after_s}
-            room = self.cfg.max_inflight - (len(self._inflight) - len(due))
+            due = {b for b, (t, _) in self._inflight.items() if now - t >= self.cfg.republish_after_s}
+            if due:
+                self.window.timed_out()
+            waiting = [b for b in self._inflight if b not in due]
+            room = self.window.size - len(waiting)
             if room <= 0:
                 return 0
-            sent: list[int] = []
-            # Read only what may go now: not the batches in flight and not yet due.
-            waiting = [b for b in self._inflight if b not in due]
-            for p in self.spool.pending_batches(limit=room, exclude=waiting):
-                info = self.client.publish(self.batch_topic, p.payload, qos=1)
-                if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                    # Not sent (connection just lost, paho queue full): the next pump retries.
-                    self.stats.publish_refused += 1
-                    log.info("publish of batch %d refused: %s", p.bseq, mqtt.error_string(info.rc))
-                    self._inflight.pop(p.bseq, None)
-                    break
-                self._note_mid(info.mid, p.bseq)
-                if p.bseq in self._inflight or p.attempts:
-                    self.stats.republished += 1
-                self._inflight[p.bseq] = now
-                self.stats.published += 1
-                sent.append(p.bseq)
+            held = sum(n for b, (_, n) in self._inflight.items() if b not in due)
+            sent = self._publish_pending(now, room, waiting, held)
             # A due entry the spool no longer holds was confirmed: forget it.
             for b in due - set(sent):
                 self._inflight.pop(b, None)
             if sent:
                 self.spool.mark_published(sent)
+            self.stats.window = self.window.size
             return len(sent)
+
+    def _publish_pending(self, now: float, room: int, waiting: list[int], held: int) -> list[int]:
+        """Publish up to `room` batches not in `waiting`, oldest first, while the payload in
+        flight (`held` bytes so far) stays within the byte cap."""
+        sent: list[int] = []
+        # Read only what may go now: not the batches in flight and not yet due.
+        for p in self.spool.pending_batches(limit=room, exclude=waiting):
+            if held and held + len(p.payload) > self.cfg.max_inflight_bytes:
+                break  # one batch always goes, however large: the spool must drain
+            info = self.client.publish(self.batch_topic, p.payload, qos=1)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                # Not sent (connection just lost, paho queue full): the next pump retries.
+                self.stats.publish_refused += 1
+                log.info("publish of batch %d refused: %s", p.bseq, mqtt.error_string(info.rc))
+                self._inflight.pop(p.bseq, None)
+                break
+            self._note_mid(info.mid, p.bseq)
+            if p.bseq in self._inflight or p.attempts:
+                self.stats.republished += 1
+            self._inflight[p.bseq] = (now, len(p.payload))
+            self.window.sent(p.bseq, now)
+            held += len(p.payload)
+            self.stats.published += 1
+            sent.append(p.bseq)
+        return sent
 
     def _note_mid(self, mid: int, what: int) -> None:
         with self._mid_lock:
@@ -293,6 +327,7 @@ class Uplink:
                 self._early.clear()
             with self._lock:
                 self._inflight.clear()
+                self.window.forget()
             self._ack_mid = client.subscribe(self.ack_topic, qos=1)[1]
             if self.on_config is not None:
                 self._config_mid = client.subscribe(self.config_topic, qos=1)[1]
@@ -344,6 +379,7 @@ class Uplink:
         self._subscribed.clear()
         with self._lock:
             self._inflight.clear()
+            self.window.forget()
         if self._stopping:
             return
         if was_connected:
@@ -388,6 +424,10 @@ class Uplink:
             n = self.spool.confirm(bseq, str(status), stored=_count(ack.get("stored")),
                                    dup=_count(ack.get("dup")), rej=_count(ack.get("rej")))
             self._inflight.pop(bseq, None)
+            self.window.acked(bseq, time.monotonic())
+            self.stats.window = self.window.size
+            rtt = self.window.last_rtt
+            self.stats.window_rtt_ms = None if rtt is None else round(rtt * 1000, 2)
         self.stats.confirmed_records += n
         if bseq >= 0:
             last = self.stats.last_confirmed_bseq

@@ -153,6 +153,9 @@ class Broker:
             f"autosave_interval {self.autosave_interval}\n"
             "max_queued_messages 100000\n"
             "max_inflight_messages 100\n"
+            # Nagle would hold each small PUBLISH/PUBACK back for the peer's delayed ACK (about
+            # 40 ms a round trip); Mosquitto leaves it on unless told.
+            "set_tcp_nodelay true\n"
             "log_dest stderr\n"
             "log_type error\nlog_type warning\n"
             + self._tls_listener()

@@ -40,6 +40,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gateway.uplink import tcp_nodelay
 from protocol import batch as pbatch
 from protocol import health
 from protocol import record as precord
@@ -102,6 +103,7 @@ class CloudAcker:
         self.c.on_connect = self._on_connect
         self.c.on_subscribe = lambda *a: self.ready.set()
         self.c.on_message = self._on_message
+        self.c.on_socket_open = tcp_nodelay  # as the cloud's clients do
 
     def start(self, timeout: float = 10.0) -> Self:
         """Connect (again, after `stop`) with the same client id: the session gets what was queued."""
@@ -223,6 +225,7 @@ def observe_status(broker: Broker, gateway_hex: str = "a1a2a3a4a5a6a7a8"
     obs.on_connect = lambda cl, *a: cl.subscribe(pbatch.status_topic(gateway_hex), qos=1)
     obs.on_subscribe = lambda *a: ready.set()
     obs.on_message = lambda cl, ud, m: got.append(health.decode(m.payload))
+    obs.on_socket_open = tcp_nodelay
     obs.connect(broker.host, broker.port)
     obs.loop_start()
     if not ready.wait(10):
