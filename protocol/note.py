@@ -253,7 +253,7 @@ class Checkpoint:
     extensions: tuple[str, ...] = ()
 
     def text(self) -> str:
-        lines = [self.origin, str(self.size), base64.b64encode(self.root).decode(), *self.extensions]
+        lines = [self.origin, str(self.size), base64.b64encode(self.root).decode()] + list(self.extensions)
         return "".join(line + "\n" for line in lines)
 
 
