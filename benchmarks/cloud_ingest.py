@@ -5,7 +5,7 @@ Run: python -m benchmarks.cloud_ingest [--batches 1000 --batch 100 --devices 10 
      --workers 1,2] [--quick] [--profile] [--json]
 
 One real Mosquitto with auth (sim/broker.py) serves every run. Each run gets a fresh SQLite file made
-by cloud.db.make_engine (the app's schema, WAL, synchronous=FULL), provisioned with one merchant,
+by cloud.store.engine.make_engine (the app's schema, WAL, synchronous=FULL), provisioned with one merchant,
 campaign, gateway and `devices` devices. Outside the clocks, `batches` signed gateway batches of
 `batch` tap records each are made (devices interleaved, as a gateway's spool seals them). Then, in an
 order that rotates from round to round:
@@ -13,7 +13,7 @@ order that rotates from round to round:
 - workers (k of them, for each k in --workers): k worker sessions join the shared-subscription group
   and disconnect; the gateway publishes every batch at QoS 1 while they are down, so the batches wait
   in the workers' persistent sessions (split between them by the broker). Then k processes, each one
-  cloud.worker.IngestWorker as `mcode cloud ingest` runs it, are told to start at once; the clock runs
+  cloud.mqtt.worker.IngestWorker as `mcode cloud ingest` runs it, are told to start at once; the clock runs
   from that moment until the last delivery is committed (each worker reports when its last one was).
   The rows are then counted in the database: every event stored once.
 - raw: the same rows (decoded outside the clock) into a fresh database made the same way, with the
@@ -24,7 +24,7 @@ order that rotates from round to round:
   cost over the database's own at the same commit rate.
 
 Reported per run: events/s in all, per worker, and as ratios of both raw runs in the same round;
-medians over the rounds. --profile runs the ingest core (cloud.ingest.Ingestor, in groups as the
+medians over the rounds. --profile runs the ingest core (cloud.services.ingest.Ingestor, in groups as the
 worker forms them) in this process under cProfile over one round's batches.
 """
 
@@ -54,13 +54,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import func, select
 
-from cloud import campaigns, provision
-from cloud.db import SessionFactory, make_engine, make_session_factory
-from cloud.ingest import EVENT_COLUMNS, Ingestor
-from cloud.models import Device, Event
-from cloud.worker import MAX_GROUP, SESSION_EXPIRY_S, IngestWorker, shared_subscription
-from protocol import batch as pb
-from protocol import record as pr
+from cloud.mqtt.worker import MAX_GROUP, SESSION_EXPIRY_S, IngestWorker, shared_subscription
+from cloud.services import campaigns, merchants, provision
+from cloud.services.ingest import EVENT_COLUMNS, Ingestor
+from cloud.settings import Settings
+from cloud.store.engine import SessionFactory, make_engine, make_session_factory
+from cloud.store.migrate import migrated_engine
+from cloud.store.models import Device, Event
+from protocol import batch as pbatch
+from protocol import record
 from protocol.hmac256 import HmacKey
 from protocol.keys import record_key
 from sim.broker import Broker
@@ -77,7 +79,7 @@ class Workload:
     gw_key: Ed25519PrivateKey
     device_keys: list[tuple[str, bytes]]  # (id hex, 32-byte key)
     payloads: list[bytes]
-    rows: list[list[tuple[Any, ...]]]  # per batch, as cloud.ingest stores them (EVENT_COLUMNS)
+    rows: list[list[tuple[Any, ...]]]  # per batch, as cloud.services.ingest stores them (EVENT_COLUMNS)
 
     @property
     def events(self) -> int:
@@ -96,20 +98,21 @@ def make_workload(batches: int, per_batch: int, devices: int) -> Workload:
             d = (b * per_batch + i) % devices  # interleaved, as a spool fed by several collectors
             seqs[d] += 1
             dev = bytes.fromhex(devs[d][0])
-            rec = pr.make(keys[d], dev, pr.KIND_TAP, pr.FLAG_CLOCK_SET, 1, seqs[d], 1_700_000_000 + seqs[d],
+            rec = record.make(keys[d], dev, record.KIND_TAP, record.FLAG_CLOCK_SET, 1, seqs[d],
+                              1_700_000_000 + seqs[d],
                           seqs[d].to_bytes(8, "big"))
             recs.append((dev, rec))
-            _, kind, flags, epoch, seq, t, data = pr.unpack(rec)
+            _, kind, flags, epoch, seq, t, data = record.unpack(rec)
             batch_rows.append((devs[d][0], epoch, seq, kind, flags, t, data, rec, GW_HEX, b, RECEIVED_AT_MS))
-        payloads.append(pb.sign(pb.Batch(bytes.fromhex(GW_HEX), b, RECEIVED_AT_MS, recs), gw_key))
+        payloads.append(pbatch.sign(pbatch.Batch(bytes.fromhex(GW_HEX), b, RECEIVED_AT_MS, recs), gw_key))
         rows.append(batch_rows)
     return Workload(gw_key, devs, payloads, rows)
 
 
 def fresh_db(path: Path, w: Workload) -> tuple[str, SessionFactory]:
     url = f"sqlite:///{path}"
-    sf = make_session_factory(make_engine(url))
-    m = provision.create_merchant(sf, "bench")
+    sf = make_session_factory(migrated_engine(url))
+    m = merchants.create_merchant(sf, "bench")
     c = campaigns.create(sf, m["merchant_id"], base_code="7001", slots=max(10, len(w.device_keys)), digits=4,
                          period_s=60, pool_minor=0, label_zh="基准", label_en="bench")
     for dev_id, _ in w.device_keys:
@@ -135,7 +138,7 @@ def count_events(sf: SessionFactory) -> int:
 def run_raw(url: str, rows: list[list[tuple[Any, ...]]], per_txn: int = 1) -> float:
     """Seconds to INSERT OR IGNORE every batch's rows with executemany, a commit per `per_txn`
     batches."""
-    engine = make_engine(url, create=False)  # the same pragmas (connect hook) as the app's engine
+    engine = make_engine(url)  # the same pragmas (connect hook) as the app's engine
     sql = (f"INSERT OR IGNORE INTO events ({', '.join(EVENT_COLUMNS)}) "
            f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})")
     conn = engine.raw_connection()
@@ -187,7 +190,7 @@ def publish_all(broker: Broker, payloads: list[bytes], window: int = 100) -> Non
     c.loop_start()
     try:
         for p in payloads:
-            info = c.publish(pb.batch_topic(GW_HEX), p, qos=1)
+            info = c.publish(pbatch.batch_topic(GW_HEX), p, qos=1)
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 raise RuntimeError(f"publish refused: {mqtt.error_string(info.rc)}")
         for _ in payloads:
@@ -260,8 +263,9 @@ def run_workers(work: Path, broker: Broker, w: Workload, k: int, tag: str) -> di
 
 
 def child(url: str, port: int, client_id: str, group: str) -> None:
-    sf = make_session_factory(make_engine(url, create=False))
-    worker = IngestWorker(sf, "127.0.0.1", port, "cloud", CLOUD_PW, client_id=client_id, group=group)
+    sf = make_session_factory(make_engine(url))
+    worker = IngestWorker(sf, Settings(broker_host="127.0.0.1", broker_port=port, broker_password=CLOUD_PW),
+                          client_id=client_id, group=group)
     print("READY", flush=True)
     stop = threading.Event()
 
@@ -288,7 +292,7 @@ def child(url: str, port: int, client_id: str, group: str) -> None:
 
 def profile_core(work: Path, w: Workload) -> str:
     _, sf = fresh_db(work / "profile.db", w)
-    topic = pb.batch_topic(GW_HEX)
+    topic = pbatch.batch_topic(GW_HEX)
     ing = Ingestor(sf)
     prof = cProfile.Profile()
     prof.enable()

@@ -4,10 +4,10 @@ database of 100 campaigns x 1,000 devices, as a ratio of one of 1 campaign x 10 
 Run: python -m benchmarks.cloud_resolve [--campaigns 100 --devices 1000 --requests 5000
      --concurrency 8 --rounds 3] [--quick] [--json]
 
-Each database is a SQLite file made by cloud.db.make_engine (the app's schema, WAL,
-synchronous=FULL). Campaigns are made with cloud.campaigns.create (base codes 1000, 1001, ...;
+Each database is a SQLite file made by cloud.store.engine.make_engine (the app's schema, WAL,
+synchronous=FULL). Campaigns are made with cloud.services.campaigns.create (base codes 1000, 1001, ...;
 `digits` 5), devices by one bulk insert with random 32-byte keys. The API is the real app
-(cloud.app.create_app) on uvicorn in a process of its own, one worker, access log off, with the
+(cloud.http.app.create_app) on uvicorn in a process of its own, one worker, access log off, with the
 rate limits OFF (Settings rate_client_burst=0, rate_campaign_fail_burst=0): the benchmark sends far
 more than one client address may in production (10/s). The load comes from this process: httpx
 AsyncClient, `concurrency` keep-alive connections, each sending its next request when the last
@@ -40,9 +40,10 @@ from typing import Any
 import httpx
 from sqlalchemy import insert
 
-from cloud import campaigns, provision
-from cloud.db import make_engine, make_session_factory
-from cloud.models import Device
+from cloud.services import campaigns, merchants
+from cloud.store.engine import make_session_factory
+from cloud.store.migrate import migrated_engine
+from cloud.store.models import Device
 from protocol.keys import rotation_key
 from protocol.rotation import Rotor, format_code, window
 from sim.ports import free_port, wait_port
@@ -54,8 +55,8 @@ PERIOD_S = 60
 def build_db(path: Path, n_campaigns: int, n_devices: int, seed: int = 1) -> list[tuple[str, int, bytes]]:
     """A fresh database with n_campaigns x n_devices; returns (base code, slot, device key) for
     every device, to compute codes with."""
-    sf = make_session_factory(make_engine(f"sqlite:///{path}"))
-    m = provision.create_merchant(sf, "bench")
+    sf = make_session_factory(migrated_engine(f"sqlite:///{path}"))
+    m = merchants.create_merchant(sf, "bench")
     rng = random.Random(seed)
     out: list[tuple[str, int, bytes]] = []
     now = int(time.time() * 1000)
@@ -117,7 +118,7 @@ class Server:
 def serve(db: str, port: int) -> None:
     import uvicorn
 
-    from cloud.app import create_app
+    from cloud.http.app import create_app
     from cloud.settings import Settings
 
     st = Settings(db_url=f"sqlite:///{db}", rate_client_burst=0, rate_campaign_fail_burst=0)

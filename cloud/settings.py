@@ -16,6 +16,15 @@ class Settings:
     broker_port: int = 1883
     broker_user: str = "cloud"
     broker_password: str = ""
+    broker_keepalive: int = 60  # seconds between MQTT PINGREQs when idle
+    # TLS to the broker when broker_tls_ca is set: the CA of the broker's certificate (hostname
+    # checked), and optionally this client's own certificate and key.
+    broker_tls_ca: str = ""
+    broker_tls_cert: str = ""
+    broker_tls_key: str = ""
+    # TCP_NODELAY on every MQTT socket: a batch and its ack are small writes that Nagle's algorithm
+    # would hold back for the peer's delayed ACK.
+    broker_tcp_nodelay: bool = True
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     cookie_secure: bool = False  # set True behind HTTPS
@@ -44,6 +53,11 @@ class Settings:
             broker_port=int(get("BROKER_PORT", str(d.broker_port))),
             broker_user=get("BROKER_USER", d.broker_user),
             broker_password=get("BROKER_PASSWORD", d.broker_password),
+            broker_keepalive=int(get("BROKER_KEEPALIVE", str(d.broker_keepalive))),
+            broker_tls_ca=get("BROKER_TLS_CA", d.broker_tls_ca),
+            broker_tls_cert=get("BROKER_TLS_CERT", d.broker_tls_cert),
+            broker_tls_key=get("BROKER_TLS_KEY", d.broker_tls_key),
+            broker_tcp_nodelay=get("BROKER_TCP_NODELAY", "1").lower() in ("1", "true", "yes"),
             http_host=get("HTTP_HOST", d.http_host),
             http_port=int(get("HTTP_PORT", str(d.http_port))),
             cookie_secure=get("COOKIE_SECURE", "0").lower() in ("1", "true", "yes"),

@@ -12,7 +12,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 
-log = logging.getLogger("gateway.spool")
+log = logging.getLogger(__name__)
 
 OK, WARN, FULL = "ok", "warn", "full"
 _LEVELS = (OK, WARN, FULL)

@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from cloud.cli import app as cloud_app
-from cloud.db_cli import app as db_app
-from cloud.rules_cli import app as rules_app
+from audit.cli import verify_command, witness_app
+from cloud.cli.db import app as db_app
+from cloud.cli.main import app as cloud_app
+from cloud.cli.rules import app as rules_app
 from gateway.cli import app as gateway_app
 from tools.cli import app as tools_app
 
@@ -19,6 +20,8 @@ cloud_app.add_typer(db_app, name="db")
 app.add_typer(cloud_app, name="cloud")
 app.add_typer(tools_app, name="tools")
 app.add_typer(rules_app, name="rules")
+app.add_typer(witness_app, name="witness")
+app.command("verify")(verify_command)
 
 
 @app.command()

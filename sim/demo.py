@@ -19,7 +19,7 @@ from sim.phone import Phone
 from sim.shoppers import Crowd, CrowdStats
 from sim.tally import Tally, tally
 
-log = logging.getLogger("mcode.demo")
+log = logging.getLogger(__name__)
 
 
 async def _wait_for_codes(fleet: Fleet, timeout: float) -> None:

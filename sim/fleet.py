@@ -75,8 +75,9 @@ class Fleet:
                                             env=dict(os.environ, **(env or {})), cwd=self.workdir)
 
     def start(self) -> Fleet:
-        from cloud import campaigns, provision
-        from cloud.db import make_engine, make_session_factory
+        from cloud.services import campaigns, merchants, provision
+        from cloud.store.engine import make_session_factory
+        from cloud.store.migrate import migrated_engine
         from tools.boards import board_names
 
         boards = board_names()
@@ -91,9 +92,9 @@ class Fleet:
 
         # Provision as a technician would: merchant, campaign, devices, gateway.
         self.db_url = f"sqlite:///{self.workdir / 'cloud.sqlite'}"
-        engine = make_engine(self.db_url)
+        engine = migrated_engine(self.db_url)
         sf = make_session_factory(engine)
-        self.merchant = provision.create_merchant(sf, "Demo shop 演示商店")
+        self.merchant = merchants.create_merchant(sf, "Demo shop 演示商店")
         slots = max(4, p.devices)
         camp = campaigns.create(sf, self.merchant["merchant_id"], base_code=p.base_code, slots=slots,
                                 digits=p.digits, period_s=p.period_s, pool_minor=p.pool_minor,

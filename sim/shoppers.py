@@ -14,7 +14,7 @@ import httpx
 from sim.devices import VirtualDevice
 from sim.phone import Phone, Receipt
 
-log = logging.getLogger("mcode.shoppers")
+log = logging.getLogger(__name__)
 
 
 @dataclass

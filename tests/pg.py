@@ -134,7 +134,7 @@ class PgCluster:
 
     def make_template(self) -> None:
         """TEMPLATE: an empty database migrated to head, for per-test copies."""
-        from cloud.migrate import upgrade
+        from cloud.store.migrate import upgrade
 
         self.sql(f"CREATE DATABASE {TEMPLATE} TEMPLATE template0")
         upgrade(self.url(TEMPLATE))  # disposes its engine: a template must have no connections

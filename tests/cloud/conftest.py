@@ -15,10 +15,11 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from cloud import campaigns, provision
-from cloud.app import create_app
-from cloud.db import SessionFactory, make_engine, make_session_factory
+from cloud.http.app import create_app
+from cloud.services import campaigns, merchants, provision
 from cloud.settings import Settings
+from cloud.store.engine import SessionFactory, make_session_factory
+from cloud.store.migrate import migrated_engine
 from tests.conftest import GATEWAY_ID
 from tests.pg import TEMPLATE, PgCluster, start_cluster
 
@@ -66,7 +67,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     """The database migrated to head, as the app's startup does it."""
-    e = make_engine(db_url)
+    e = migrated_engine(db_url)
     yield e
     e.dispose()
 
@@ -94,7 +95,7 @@ def public_hex(key: Ed25519PrivateKey) -> str:
 
 def provision_world(sf: SessionFactory, base: str = "4919", name: str = "Shop A", n_devices: int = 2,
                     gateway_id: str = GATEWAY_ID, digits: int = 2, slots: int = 4) -> World:
-    m = provision.create_merchant(sf, name)
+    m = merchants.create_merchant(sf, name)
     c = campaigns.create(sf, m["merchant_id"], base_code=base, slots=slots, digits=digits, period_s=60,
                          pool_minor=1000, label_zh=f"{name} 欢迎", label_en=f"Welcome to {name}")
     devs = [provision.create_device(sf, c["campaign_id"], label=f"shelf {i}", location="aisle 1")

@@ -11,8 +11,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from protocol import batch as pb
-from protocol import record as pr
+from cloud.settings import Settings
+from protocol import batch as pbatch
+from protocol import record
 from protocol.hmac256 import HmacKey
 from protocol.keys import record_key
 from sim.broker import Broker
@@ -21,10 +22,10 @@ WAIT_S = 20.0  # an upper bound on waiting for a message, not a performance thre
 
 
 def records(device: dict[str, Any], seqs: range | list[int], epoch: int = 1,
-            kind: int = pr.KIND_TAP) -> list[tuple[bytes, bytes]]:
+            kind: int = record.KIND_TAP) -> list[tuple[bytes, bytes]]:
     key = HmacKey(record_key(bytes.fromhex(device["key"])))
     dev = bytes.fromhex(device["device_id"])
-    return [(dev, pr.make(key, dev, kind, pr.FLAG_CLOCK_SET, epoch, s, 1_700_000_000 + s,
+    return [(dev, record.make(key, dev, kind, record.FLAG_CLOCK_SET, epoch, s, 1_700_000_000 + s,
                           s.to_bytes(8, "big"))) for s in seqs]
 
 
@@ -37,7 +38,7 @@ class GatewayClient:
         self._ready = threading.Event()
         self.c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         self.c.username_pw_set(gw_hex, password)
-        self.c.on_connect = lambda cl, ud, fl, rc, props: cl.subscribe(pb.ack_topic(gw_hex), qos=1)
+        self.c.on_connect = lambda cl, ud, fl, rc, props: cl.subscribe(pbatch.ack_topic(gw_hex), qos=1)
         self.c.on_subscribe = lambda *a: self._ready.set()
         self.c.on_message = self._message
         self.c.connect(broker.host, broker.port)
@@ -45,13 +46,13 @@ class GatewayClient:
         assert self._ready.wait(WAIT_S)
 
     def _message(self, _c: mqtt.Client, _ud: object, msg: mqtt.MQTTMessage) -> None:
-        ack = pb.decode_ack(bytes(msg.payload))
+        ack = pbatch.decode_ack(bytes(msg.payload))
         if self._on_ack is not None:
             ack["seen"] = self._on_ack(ack)
         self.acks.put(ack)
 
     def publish(self, payload: bytes, topic: str | None = None) -> None:
-        info = self.c.publish(topic or pb.batch_topic(self.gw_hex), payload, qos=1)
+        info = self.c.publish(topic or pbatch.batch_topic(self.gw_hex), payload, qos=1)
         assert info.rc == mqtt.MQTT_ERR_SUCCESS
         info.wait_for_publish(WAIT_S)
 
@@ -84,3 +85,9 @@ class GatewayClient:
     def close(self) -> None:
         self.c.disconnect()
         self.c.loop_stop()
+
+
+def cloud_settings(broker: Broker, **kw: Any) -> Settings:
+    """The cloud's settings for the test broker, as user `cloud`."""
+    return Settings(broker_host=broker.host, broker_port=broker.port, broker_user="cloud",
+                    broker_password="cloud-pw", **kw)

@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from cloud import codes, orders
-from cloud.chain import merged_chain, raw_chain
-from cloud.db import SessionFactory
-from cloud.models import Entry, Participant
+from cloud.services import codes, orders
+from cloud.services.chain import merged_chain, raw_chain
+from cloud.store.engine import SessionFactory
+from cloud.store.models import Entry, Participant
 from protocol.rotation import window
 from tests.cloud.conftest import T0, Clock, World, provision_world
 from tests.cloud.test_resolve_orders import PERIOD, code_at

@@ -9,13 +9,12 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud import gateway_config as gc
-from cloud import provision
-from cloud.db import SessionFactory
 from cloud.errors import ApiError
-from cloud.models import GatewayConfigRow
-from protocol import command, devconfig, keys
-from protocol import gwconfig as pg
+from cloud.services import gateway_config as gc
+from cloud.services import provision, signing_key
+from cloud.store.engine import SessionFactory
+from cloud.store.models import GatewayConfigRow
+from protocol import command, devconfig, gwconfig, keys
 from protocol.hmac256 import HmacKey
 from tests.cloud.conftest import World, provision_world
 
@@ -24,7 +23,7 @@ GW = bytes.fromhex("a1a2a3a4a5a6a7a8")
 
 @pytest.fixture
 def cloud_key(tmp_path: Path) -> Ed25519PrivateKey:
-    return gc.signing_key(tmp_path / "cloud.key")
+    return signing_key.signing_key(tmp_path / "cloud.key")
 
 
 def dev(world: World, i: int) -> tuple[bytes, bytes]:
@@ -34,9 +33,9 @@ def dev(world: World, i: int) -> tuple[bytes, bytes]:
 
 def test_signing_key_is_made_once_private(tmp_path: Path) -> None:
     p = tmp_path / "data" / "cloud.key"
-    k = gc.signing_key(p)
+    k = signing_key.signing_key(p)
     assert p.stat().st_mode & 0o077 == 0
-    assert gc.public_hex(gc.signing_key(p)) == gc.public_hex(k)
+    assert signing_key.public_hex(signing_key.signing_key(p)) == signing_key.public_hex(k)
 
 
 def test_device_config_write_is_sealed_for_the_device(sf: SessionFactory, world: World) -> None:
@@ -66,7 +65,7 @@ def test_gateway_config_from_the_database(sf: SessionFactory, world: World,
     did1, dkey1 = dev(world, 1)
     gc.seal_device_config(sf, did1.hex(), tx_power=3)
     cfg, payload = gc.build_config(sf, world.gateway_id, cloud_key, {"label-esp32c3-ssd1680": 4})
-    got = pg.accept(payload, cloud_key.public_key(), GW)
+    got = gwconfig.accept(payload, cloud_key.public_key(), GW)
     assert got == cfg and got.version == 1
     # The merchant's devices only, each with this gateway's command key, never the device key.
     assert {d.id: d.key for d in got.devices} == {did0: keys.gateway_key(dkey0, GW),
@@ -77,9 +76,9 @@ def test_gateway_config_from_the_database(sf: SessionFactory, world: World,
     assert got.firmware == {"label-esp32c3-ssd1680": 4}
     # The next one is newer and keeps the firmware targets unless told otherwise.
     cfg2, payload2 = gc.build_config(sf, world.gateway_id, cloud_key)
-    assert pg.accept(payload2, cloud_key.public_key(), GW, 1).firmware == {"label-esp32c3-ssd1680": 4}
-    with pytest.raises(pg.GwConfigError, match="stale_version"):
-        pg.accept(payload, cloud_key.public_key(), GW, cfg2.version)
+    assert gwconfig.accept(payload2, cloud_key.public_key(), GW, 1).firmware == {"label-esp32c3-ssd1680": 4}
+    with pytest.raises(gwconfig.GwConfigError, match="stale_version"):
+        gwconfig.accept(payload, cloud_key.public_key(), GW, cfg2.version)
     with sf() as s:
         row = s.get(GatewayConfigRow, world.gateway_id)
         assert row is not None and (row.version, row.payload) == (2, payload2)
@@ -87,9 +86,9 @@ def test_gateway_config_from_the_database(sf: SessionFactory, world: World,
         gc.build_config(sf, "c1c2c3c4c5c6c7c8", cloud_key)
 
 
-def report(world: World, results: tuple[pg.DeviceResult, ...], ts: int,
+def report(world: World, results: tuple[gwconfig.DeviceResult, ...], ts: int,
            key: Ed25519PrivateKey | None = None, gw: bytes = GW, refused: str = "") -> bytes:
-    return pg.sign_report(pg.Report(gw, 1, ts, results, refused), key or world.gw_key)
+    return gwconfig.sign_report(gwconfig.Report(gw, 1, ts, results, refused), key or world.gw_key)
 
 
 def test_reports_are_verified_and_stored(sf: SessionFactory, world: World,
@@ -97,10 +96,11 @@ def test_reports_are_verified_and_stored(sf: SessionFactory, world: World,
     did0, _ = dev(world, 0)
     did1, _ = dev(world, 1)
     gc.build_config(sf, world.gateway_id, cloud_key)
-    topic = pg.report_topic(world.gateway_id)
-    first = (pg.DeviceResult(did0, 1, pg.PENDING), pg.DeviceResult(did1, 2, pg.REFUSED, "bad_config_tag", 0))
+    topic = gwconfig.report_topic(world.gateway_id)
+    first = (gwconfig.DeviceResult(did0, 1, gwconfig.PENDING),
+             gwconfig.DeviceResult(did1, 2, gwconfig.REFUSED, "bad_config_tag", 0))
     gc.store_report(sf, topic, report(world, first, 1000))
-    later = (pg.DeviceResult(did0, 1, pg.OK, "", 1),)
+    later = (gwconfig.DeviceResult(did0, 1, gwconfig.OK, "", 1),)
     gc.store_report(sf, topic, report(world, later, 2000, refused="stale_version"))
     gc.store_report(sf, topic, report(world, first, 1500))  # an older report arriving late changes nothing
     got = {r.pop("device_id"): r for r in gc.config_results(sf, world.gateway_id)}
@@ -113,14 +113,14 @@ def test_reports_are_verified_and_stored(sf: SessionFactory, world: World,
         assert (row.applied_version, row.refused, row.reported_at_ms) == (1, "stale_version", 2000)
 
     def refused(t: str, payload: bytes) -> str:
-        with pytest.raises(pg.GwConfigError) as e:
+        with pytest.raises(gwconfig.GwConfigError) as e:
             gc.store_report(sf, t, payload)
         return e.value.reason
 
     assert refused(topic, report(world, later, 3000, key=Ed25519PrivateKey.generate())) == "bad_signature"
     # Another gateway's report (its own topic and key) about our gateway: refused by topic.
-    assert refused(pg.report_topic("b1b2b3b4b5b6b7b8"), report(world, later, 3000)) == "wrong_gateway"
-    assert refused(pg.report_topic("c1c2c3c4c5c6c7c8"),
+    assert refused(gwconfig.report_topic("b1b2b3b4b5b6b7b8"), report(world, later, 3000)) == "wrong_gateway"
+    assert refused(gwconfig.report_topic("c1c2c3c4c5c6c7c8"),
                    report(world, later, 3000, gw=bytes.fromhex("c1c2c3c4c5c6c7c8"))) == "unknown_gateway"
     assert refused(topic, cbor2.dumps([1, b"\x00", bytes(64)])) == "malformed_body"
     assert refused(topic, b"\xff") == "malformed_cbor"

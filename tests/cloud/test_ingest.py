@@ -10,15 +10,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
-from cloud.db import SessionFactory
-from cloud.ingest import ingest, ingest_batch
-from cloud.models import BatchRow, Event, Quarantine
-from cloud.worker import IngestWorker
-from protocol import batch as pb
-from protocol import record as pr
+from cloud.mqtt.worker import IngestWorker
+from cloud.services.ingest import ingest, ingest_batch
+from cloud.store.engine import SessionFactory
+from cloud.store.models import BatchRow, Event, Quarantine
+from protocol import batch as pbatch
+from protocol import record
 from sim.broker import Broker
 from tests.cloud.conftest import World
-from tests.cloud.mqtt_helpers import GatewayClient, records
+from tests.cloud.mqtt_helpers import GatewayClient, cloud_settings, records
 from tests.conftest import GATEWAY_ID
 
 GW_RAW = bytes.fromhex(GATEWAY_ID)
@@ -37,7 +37,7 @@ def quarantine_reasons(sf: SessionFactory) -> list[str]:
 
 @pytest.fixture
 def worker(broker: Broker, sf: SessionFactory) -> Iterator[IngestWorker]:
-    with IngestWorker(sf, broker.host, broker.port, "cloud", "cloud-pw") as w:
+    with IngestWorker(sf, cloud_settings(broker)) as w:
         yield w
 
 
@@ -50,7 +50,7 @@ def gw(broker: Broker, sf: SessionFactory) -> Iterator[GatewayClient]:
 
 
 def signed(world: World, bseq: int, recs: list[tuple[bytes, bytes]]) -> bytes:
-    return pb.sign(pb.Batch(GW_RAW, bseq, 1_700_000_000_000, recs), world.gw_key)
+    return pbatch.sign(pbatch.Batch(GW_RAW, bseq, 1_700_000_000_000, recs), world.gw_key)
 
 
 def test_batch_stored_once_acked_after_commit(world: World, sf: SessionFactory, worker: IngestWorker,
@@ -59,13 +59,13 @@ def test_batch_stored_once_acked_after_commit(world: World, sf: SessionFactory, 
     payload = signed(world, 7, recs)
     gw.publish(payload)
     ack = gw.ack()
-    assert ack["bseq"] == 7 and ack["status"] == pb.ACK_STORED
+    assert ack["bseq"] == 7 and ack["status"] == pbatch.ACK_STORED
     assert (ack["stored"], ack["dup"], ack["rej"]) == (8, 0, 0)
     assert ack["seen"] == 8  # the events were committed when the ack arrived
 
     gw.publish(payload)  # redelivery: nothing new, acked again
     ack = gw.ack()
-    assert ack["bseq"] == 7 and ack["status"] == pb.ACK_STORED
+    assert ack["bseq"] == 7 and ack["status"] == pbatch.ACK_STORED
     assert (ack["stored"], ack["dup"], ack["rej"]) == (0, 8, 0)
     assert n_events(sf) == 8
     with sf() as s:
@@ -73,7 +73,7 @@ def test_batch_stored_once_acked_after_commit(world: World, sf: SessionFactory, 
         assert (b.gateway_id, b.bseq, b.stored, b.deliveries, b.status) == (GATEWAY_ID, 7, 8, 2, "stored")
         ev = s.scalars(select(Event).where(Event.device_id == world.devices[0]["device_id"],
                                            Event.seq == 3)).one()
-        assert (ev.epoch, ev.kind, ev.flags, ev.gateway_id, ev.bseq) == (1, pr.KIND_TAP, 1, GATEWAY_ID, 7)
+        assert (ev.epoch, ev.kind, ev.flags, ev.gateway_id, ev.bseq) == (1, record.KIND_TAP, 1, GATEWAY_ID, 7)
         assert ev.raw == recs[2][1]
     assert worker.counts.stored == 8 and worker.counts.duplicates == 8
 
@@ -92,25 +92,25 @@ def test_bad_inputs_quarantined_worker_survives(world: World, sf: SessionFactory
                                                 worker: IngestWorker, gw: GatewayClient) -> None:
     dev0 = world.devices[0]
     # 1. forged signature: signed by a key the cloud does not know for this gateway
-    gw.publish(pb.sign(pb.Batch(GW_RAW, 1, 0, records(dev0, [1])), Ed25519PrivateKey.generate()))
+    gw.publish(pbatch.sign(pbatch.Batch(GW_RAW, 1, 0, records(dev0, [1])), Ed25519PrivateKey.generate()))
     ack = gw.ack()
-    assert (ack["bseq"], ack["status"], ack["reason"]) == (1, pb.ACK_QUARANTINED, "bad_signature")
+    assert (ack["bseq"], ack["status"], ack["reason"]) == (1, pbatch.ACK_QUARANTINED, "bad_signature")
     # 2. a record with a bad MAC between good neighbours
     good = records(dev0, [10, 12])
     bad_dev, bad_rec = records(dev0, [11])[0]
     tampered = bad_rec[:20] + bytes([bad_rec[20] ^ 1]) + bad_rec[21:]
     gw.publish(signed(world, 2, [good[0], (bad_dev, tampered), good[1]]))
     ack = gw.ack()
-    assert ack["status"] == pb.ACK_STORED and (ack["stored"], ack["rej"]) == (2, 1)
+    assert ack["status"] == pbatch.ACK_STORED and (ack["stored"], ack["rej"]) == (2, 1)
     assert ack["reason"] == "bad_mac"
     # 3. malformed CBOR
     gw.publish(b"\xff\x00 not cbor at all")
     ack = gw.ack()
-    assert (ack["status"], ack["reason"], ack["bseq"]) == (pb.ACK_QUARANTINED, "malformed_cbor", -1)
+    assert (ack["status"], ack["reason"], ack["bseq"]) == (pbatch.ACK_QUARANTINED, "malformed_cbor", -1)
     # 4. oversized payload
-    gw.publish(b"\x00" * (pb.MAX_PAYLOAD + 1))
+    gw.publish(b"\x00" * (pbatch.MAX_PAYLOAD + 1))
     ack = gw.ack()
-    assert (ack["status"], ack["reason"]) == (pb.ACK_QUARANTINED, "oversized")
+    assert (ack["status"], ack["reason"]) == (pbatch.ACK_QUARANTINED, "oversized")
     # 5. a record from a device the cloud does not know
     stranger = {"device_id": "00000000deadbeef", "key": "11" * 32}
     gw.publish(signed(world, 3, records(stranger, [1]) + records(dev0, [13])))
@@ -120,18 +120,19 @@ def test_bad_inputs_quarantined_worker_survives(world: World, sf: SessionFactory
     other = GatewayClient(broker, OTHER_GW, "gw2-pw")
     try:
         other_key = Ed25519PrivateKey.generate()
-        other.publish(pb.sign(pb.Batch(bytes.fromhex(OTHER_GW), 5, 0, records(dev0, [20])), other_key))
+        other.publish(pbatch.sign(pbatch.Batch(bytes.fromhex(OTHER_GW), 5, 0, records(dev0, [20])),
+                                  other_key))
         ack = other.ack()
-        assert (ack["bseq"], ack["status"], ack["reason"]) == (5, pb.ACK_QUARANTINED, "unknown_gateway")
+        assert (ack["bseq"], ack["status"], ack["reason"]) == (5, pbatch.ACK_QUARANTINED, "unknown_gateway")
         other.publish(signed(world, 6, records(dev0, [21])))  # a gateway replaying another's batch
         ack = other.ack()
-        assert (ack["bseq"], ack["status"], ack["reason"]) == (6, pb.ACK_QUARANTINED, "topic_mismatch")
+        assert (ack["bseq"], ack["status"], ack["reason"]) == (6, pbatch.ACK_QUARANTINED, "topic_mismatch")
     finally:
         other.close()
     # 7. and a good batch after all that is still stored
     gw.publish(signed(world, 4, records(dev0, [14, 15])))
     ack = gw.ack()
-    assert (ack["status"], ack["stored"]) == (pb.ACK_STORED, 2)
+    assert (ack["status"], ack["stored"]) == (pbatch.ACK_STORED, 2)
 
     assert quarantine_reasons(sf) == ["bad_signature", "bad_mac", "malformed_cbor", "oversized",
                                       "unknown_device", "unknown_gateway", "topic_mismatch"]
@@ -146,14 +147,14 @@ def test_bad_inputs_quarantined_worker_survives(world: World, sf: SessionFactory
 def test_core_without_broker(world: World, sf: SessionFactory) -> None:
     """The core on its own: a topic naming no gateway gets no ack; malformed envelopes get one."""
     assert ingest_batch(sf, "elsewhere/x", b"junk") is None
-    topic = pb.batch_topic(GATEWAY_ID)
+    topic = pbatch.batch_topic(GATEWAY_ID)
     bad_rec = cbor2.dumps([1, cbor2.dumps({"gw": GW_RAW, "bseq": 9, "ts": 0, "recs": [[b"x", b"y"]]}), b"s"])
     junks = [b"", cbor2.dumps([1, 2, 3]), cbor2.dumps([1, b"\xa0", b"s"]), cbor2.dumps({"a": 1}), bad_rec]
     for junk in junks:
         res = ingest(sf, topic, junk)
-        assert res.status == pb.ACK_QUARANTINED and res.ack is not None
+        assert res.status == pbatch.ACK_QUARANTINED and res.ack is not None
     res = ingest(sf, topic, bad_rec)
     assert (res.bseq, res.reason) == (9, "malformed_record")
     res = ingest(sf, topic, signed(world, 1, []))
-    assert res.status == pb.ACK_STORED and res.stored == 0
+    assert res.status == pbatch.ACK_STORED and res.stored == 0
     assert "bad_topic" in quarantine_reasons(sf)

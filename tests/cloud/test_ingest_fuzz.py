@@ -6,9 +6,9 @@ import cbor2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cloud.db import SessionFactory
-from cloud.ingest import ingest
-from protocol import batch as pb
+from cloud.services.ingest import ingest
+from cloud.store.engine import SessionFactory
+from protocol import batch as pbatch
 from tests.conftest import GATEWAY_ID
 
 cbor_values = st.recursive(
@@ -30,8 +30,8 @@ def envelopes() -> st.SearchStrategy[bytes]:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payload=st.binary(max_size=300) | cbor_values.map(cbor2.dumps) | envelopes(),
-       topic=st.sampled_from([pb.batch_topic(GATEWAY_ID), "mcode/v0/gw/zz/batch", "x"]))
+       topic=st.sampled_from([pbatch.batch_topic(GATEWAY_ID), "mcode/v0/gw/zz/batch", "x"]))
 def test_ingest_never_raises(sf: SessionFactory, payload: bytes, topic: str) -> None:
     res = ingest(sf, topic, payload)
-    assert res.status in (pb.ACK_STORED, pb.ACK_QUARANTINED)
+    assert res.status in (pbatch.ACK_STORED, pbatch.ACK_QUARANTINED)
     assert (res.ack is None) == (res.gateway_id is None)

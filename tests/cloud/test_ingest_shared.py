@@ -26,19 +26,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine, func, select
 
-from cloud import provision
-from cloud.db import SessionFactory
-from cloud.gaps import gap_ranges
-from cloud.ingest import Ingestor
-from cloud.models import BatchRow, Event, Quarantine
-from cloud.stats import merchant_stats
-from cloud.worker import DEFAULT_GROUP, IngestWorker, default_group, shared_subscription
-from protocol import batch as pb
-from protocol import record as pr
+from cloud.mqtt.worker import DEFAULT_GROUP, IngestWorker, default_group, shared_subscription
+from cloud.services import provision
+from cloud.services.gaps import gap_ranges
+from cloud.services.ingest import Ingestor
+from cloud.services.stats import merchant_stats
+from cloud.store.engine import SessionFactory
+from cloud.store.models import BatchRow, Event, Quarantine
+from protocol import batch as pbatch
+from protocol import record
 from sim.broker import Broker
 from sim.devices import ROOT
 from tests.cloud.conftest import World, provision_world, public_hex
-from tests.cloud.mqtt_helpers import WAIT_S, GatewayClient, records
+from tests.cloud.mqtt_helpers import WAIT_S, GatewayClient, cloud_settings, records
 from tests.conftest import GATEWAY_ID
 
 OTHER_GW = "b1b2b3b4b5b6b7b8"  # the second gateway user of the broker fixture
@@ -88,7 +88,7 @@ class WorkerProc:
 
 def test_shared_subscription_subscribes_the_group() -> None:
     assert shared_subscription(DEFAULT_GROUP) == "$share/mcode-ingest/mcode/v0/gw/+/batch"
-    assert shared_subscription("") == pb.BATCH_SUBSCRIPTION
+    assert shared_subscription("") == pbatch.BATCH_SUBSCRIPTION
     # the default group is not guessable without the cloud's broker password
     assert default_group("cloud-pw").startswith("mcode-ingest-")
     assert default_group("cloud-pw") != default_group("x")
@@ -133,18 +133,19 @@ def test_a_gateway_cannot_join_the_workers_group(broker: Broker, world: World, s
     rogue = _Rogue(broker)
     gw = GatewayClient(broker, GATEWAY_ID, PASSWORDS[GATEWAY_ID])
     try:
-        with IngestWorker(sf, broker.host, broker.port, "cloud", "cloud-pw", group=group) as w:
+        with IngestWorker(sf, cloud_settings(broker), group=group) as w:
             assert w.subscribed.wait(WAIT_S)
-            attempts = (w.subscription, pb.BATCH_SUBSCRIPTION, pb.ack_topic(GATEWAY_ID))
+            attempts = (w.subscription, pbatch.BATCH_SUBSCRIPTION, pbatch.ack_topic(GATEWAY_ID))
             for n in range(1, 11):
                 if n in (1, 6):  # before the stream and in the middle of it
                     for t in attempts:
                         assert rogue.subscribe(t) == [NOT_AUTHORIZED], t
-                gw.publish(pb.sign(pb.Batch(bytes.fromhex(GATEWAY_ID), n, 0, records(world.devices[0], [n])),
+                gw.publish(pbatch.sign(pbatch.Batch(bytes.fromhex(GATEWAY_ID), n, 0,
+                                                   records(world.devices[0], [n])),
                                    world.gw_key))
             acks = gw.acks_until(set(range(1, 11)))
             assert sorted(a["bseq"] for a in acks) == list(range(1, 11))
-            assert all(a["status"] == pb.ACK_STORED for a in acks)
+            assert all(a["status"] == pbatch.ACK_STORED for a in acks)
             assert w.counts.batches == 10  # each one reached this worker, none went elsewhere first
         assert rogue.messages == []  # every batch and ack has passed by now
     finally:
@@ -169,12 +170,14 @@ def test_two_workers_store_exactly_once_under_redelivery(broker: Broker, engine:
              bad: tuple[tuple[bytes, bytes], ...] = ()) -> int:
         """Publish a batch of rs; a forged one (`key`) stores nothing, nor do its `bad` records."""
         bseq[gw] += 1
-        payload = pb.sign(pb.Batch(bytes.fromhex(gw), bseq[gw], 1_700_000_000_000, rs), key or gw_keys[gw])
+        payload = pbatch.sign(pbatch.Batch(bytes.fromhex(gw), bseq[gw], 1_700_000_000_000, rs),
+                              key or gw_keys[gw])
         for _ in range(times):
             gws[gw].publish(payload)
         if key is None:
             sent[gw][bseq[gw]] += times
-            expected.update((d.hex(), pr.unpack(r)[3], pr.unpack(r)[4]) for d, r in rs if (d, r) not in bad)
+            expected.update((d.hex(), record.unpack(r)[3], record.unpack(r)[4])
+                            for d, r in rs if (d, r) not in bad)
         return bseq[gw]
 
     def good(k: int) -> None:
@@ -184,7 +187,7 @@ def test_two_workers_store_exactly_once_under_redelivery(broker: Broker, engine:
 
     url = engine.url.render_as_string(hide_password=False)
     a1 = WorkerProc(url, broker, "ingest-a")
-    b = IngestWorker(sf, broker.host, broker.port, "cloud", "cloud-pw", client_id="ingest-b").start()
+    b = IngestWorker(sf, cloud_settings(broker), client_id="ingest-b").start()
     a2 = None
     try:
         for k in range(20):
@@ -220,7 +223,7 @@ def test_two_workers_store_exactly_once_under_redelivery(broker: Broker, engine:
         stranger = {"device_id": "00000000deadbeef", "key": "11" * 32}
         unknown = records(stranger, [1])[0]
         send(GATEWAY_ID, [*more(2), unknown, *more(1)], bad=(unknown,))
-        gws[GATEWAY_ID].publish(b"\x00" * (pb.MAX_PAYLOAD + 1))
+        gws[GATEWAY_ID].publish(b"\x00" * (pbatch.MAX_PAYLOAD + 1))
         last = send(GATEWAY_ID, more(4))
 
         acks = {g: gws[g].acks_until(set(sent[g]) | ({bad_sig} if g == GATEWAY_ID else set()),
@@ -256,9 +259,9 @@ def test_two_workers_store_exactly_once_under_redelivery(broker: Broker, engine:
     # every batch acked: good ones stored, the bad ones quarantined with their reasons
     by_bseq = {g: {a["bseq"]: a for a in acks[g]} for g in acks}
     for g, counts in sent.items():
-        assert all(by_bseq[g][n]["status"] == pb.ACK_STORED for n in counts)
+        assert all(by_bseq[g][n]["status"] == pbatch.ACK_STORED for n in counts)
     assert (by_bseq[GATEWAY_ID][bad_sig]["status"], by_bseq[GATEWAY_ID][bad_sig]["reason"]) == (
-        pb.ACK_QUARANTINED, "bad_signature")
+        pbatch.ACK_QUARANTINED, "bad_signature")
     assert sorted(a["reason"] for a in acks[GATEWAY_ID] if a["bseq"] == -1) == ["malformed_cbor", "oversized"]
     assert by_bseq[GATEWAY_ID][last]["stored"] == 4  # the good batch behind them all
     assert reasons == {"bad_signature": 1, "bad_mac": 1, "malformed_cbor": 1, "unknown_device": 1,
@@ -280,14 +283,14 @@ def test_one_transaction_for_several_deliveries(world: World, sf: SessionFactory
     """What a worker with a backlog does: deliveries in one transaction, each with its own result;
     the same batch twice in one go is stored once and counted as two deliveries."""
     gw = bytes.fromhex(GATEWAY_ID)
-    topic = pb.batch_topic(GATEWAY_ID)
+    topic = pbatch.batch_topic(GATEWAY_ID)
     d0, d1 = world.devices
-    p1 = pb.sign(pb.Batch(gw, 1, 0, records(d0, range(1, 6))), world.gw_key)
-    p2 = pb.sign(pb.Batch(gw, 2, 0, records(d0, range(4, 9)) + records(d1, [1])), world.gw_key)
+    p1 = pbatch.sign(pbatch.Batch(gw, 1, 0, records(d0, range(1, 6))), world.gw_key)
+    p2 = pbatch.sign(pbatch.Batch(gw, 2, 0, records(d0, range(4, 9)) + records(d1, [1])), world.gw_key)
     res = Ingestor(sf).ingest_many([(topic, p1), (topic, b"\xff junk"), (topic, p1), (topic, p2)])
     assert [(r.status, r.bseq, r.stored, r.duplicates) for r in res] == [
-        (pb.ACK_STORED, 1, 5, 0), (pb.ACK_QUARANTINED, -1, 0, 0), (pb.ACK_STORED, 1, 0, 5),
-        (pb.ACK_STORED, 2, 4, 2)]
+        (pbatch.ACK_STORED, 1, 5, 0), (pbatch.ACK_QUARANTINED, -1, 0, 0), (pbatch.ACK_STORED, 1, 0, 5),
+        (pbatch.ACK_STORED, 2, 4, 2)]
     assert all(r.ack is not None for r in res)
     with sf() as s:
         assert s.scalar(select(func.count(Event.id))) == 9

@@ -12,11 +12,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from cloud import campaigns, codes, ledger, orders
-from cloud.auth import MERCHANT, Principal
-from cloud.db import SessionFactory
-from cloud.models import Campaign, LedgerEntry, Payout
-from cloud.rules import CHARITY
+from cloud.services import campaigns, codes, ledger, orders
+from cloud.services.auth import MERCHANT, Principal
+from cloud.services.rules import CHARITY
+from cloud.store.engine import SessionFactory
+from cloud.store.models import Campaign, LedgerEntry, Payout
 from protocol.rotation import window
 from tests.cloud.conftest import T0, Clock, World, provision_world
 from tests.cloud.test_resolve_orders import PERIOD, code_at, rotor
@@ -51,7 +51,7 @@ def check_books(sf: SessionFactory) -> None:
 
 
 def _campaign_of_sharer(s: Any, ref: str) -> int:
-    from cloud.models import Participant
+    from cloud.store.models import Participant
     p = s.get(Participant, int(ref.split(":")[1]))
     return int(p.campaign_id)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from cloud.db import SessionFactory
-from cloud.ingest import ingest
-from cloud.models import Device
-from protocol import batch as pb
-from protocol import record as pr
+from cloud.services.ingest import ingest
+from cloud.store.engine import SessionFactory
+from cloud.store.models import Device
+from protocol import batch as pbatch
+from protocol import record
 from protocol.keys import gateway_key
 from tests.cloud.conftest import ADMIN_KEY, World, provision_world
 from tests.cloud.mqtt_helpers import records
@@ -19,9 +19,9 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def store(sf: SessionFactory, world: World, bseq: int, recs: list[tuple[bytes, bytes]]) -> None:
-    payload = pb.sign(pb.Batch(bytes.fromhex(world.gateway_id), bseq, 0, recs), world.gw_key)
-    res = ingest(sf, pb.batch_topic(world.gateway_id), payload)
-    assert res.status == pb.ACK_STORED and res.rejected == 0
+    payload = pbatch.sign(pbatch.Batch(bytes.fromhex(world.gateway_id), bseq, 0, recs), world.gw_key)
+    res = ingest(sf, pbatch.batch_topic(world.gateway_id), payload)
+    assert res.status == pbatch.ACK_STORED and res.rejected == 0
 
 
 def test_admin_provisioning(client: TestClient) -> None:
@@ -70,7 +70,7 @@ def test_merchant_page_counts_and_isolation(client: TestClient, sf: SessionFacto
     b = provision_world(sf, base="5151", name="Shop B", n_devices=1, gateway_id="b1b2b3b4b5b6b7b8")
     a0, a1 = a.devices
     # device a0: taps 1..5 and 8 (6 and 7 lost: 2 gaps) plus a boot; a1: 3 taps; B's device: 4 taps
-    store(sf, a, 1, records(a0, [1, 2, 3, 4, 5, 8]) + records(a0, [9], kind=pr.KIND_BOOT))
+    store(sf, a, 1, records(a0, [1, 2, 3, 4, 5, 8]) + records(a0, [9], kind=record.KIND_BOOT))
     store(sf, a, 2, records(a1, [1, 2, 3]))
     store(sf, b, 1, records(b.devices[0], [1, 2, 3, 4]))
 

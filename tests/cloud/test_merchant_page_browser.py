@@ -12,12 +12,12 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import Engine
 
-from cloud.app import create_app
-from cloud.db import SessionFactory
-from cloud.ingest import ingest
+from cloud.http.app import create_app
+from cloud.services.ingest import ingest
 from cloud.settings import Settings
-from protocol import batch as pb
-from protocol import record as pr
+from cloud.store.engine import SessionFactory
+from protocol import batch as pbatch
+from protocol import record
 from tests.browser import dump_dom, screenshot, serve
 from tests.cloud.conftest import ADMIN_KEY, Clock, World, provision_world
 from tests.cloud.mqtt_helpers import records
@@ -26,9 +26,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def store(sf: SessionFactory, world: World, bseq: int, recs: list[tuple[bytes, bytes]]) -> None:
-    payload = pb.sign(pb.Batch(bytes.fromhex(world.gateway_id), bseq, 0, recs), world.gw_key)
-    res = ingest(sf, pb.batch_topic(world.gateway_id), payload)
-    assert res.status == pb.ACK_STORED and res.rejected == 0
+    payload = pbatch.sign(pbatch.Batch(bytes.fromhex(world.gateway_id), bseq, 0, recs), world.gw_key)
+    res = ingest(sf, pbatch.batch_topic(world.gateway_id), payload)
+    assert res.status == pbatch.ACK_STORED and res.rejected == 0
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_merchant_page_in_chromium(base_url: str, sf: SessionFactory, tmp_path: 
     b = provision_world(sf, base="5151", name="Shop B", n_devices=1, gateway_id="b1b2b3b4b5b6b7b8")
     a0, a1 = a.devices
     # a0: taps 1..5 and 8 (6, 7 lost: 2 gaps) and a boot record; a1: 3 taps; B's device: 4 taps
-    store(sf, a, 1, records(a0, [1, 2, 3, 4, 5, 8]) + records(a0, [9], kind=pr.KIND_BOOT))
+    store(sf, a, 1, records(a0, [1, 2, 3, 4, 5, 8]) + records(a0, [9], kind=record.KIND_BOOT))
     store(sf, a, 2, records(a1, [1, 2, 3]))
     store(sf, b, 1, records(b.devices[0], [1, 2, 3, 4]))
     url_a = f"{base_url}/merchant?key={quote(a.merchant['api_key'])}"

@@ -16,9 +16,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, insert, inspect, select, text
 
-from cloud import migrate
-from cloud.db import make_engine
-from cloud.models import Base, Merchant
+from cloud.store import migrate
+from cloud.store.engine import make_engine
+from cloud.store.models import Base, Merchant
 from tests.pg import PgCluster
 
 
@@ -35,7 +35,7 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def empty(empty_url: str) -> Iterator[Engine]:
-    e = make_engine(empty_url, create=False)
+    e = make_engine(empty_url)
     yield e
     e.dispose()
 
@@ -58,12 +58,12 @@ def test_head_matches_models(empty: Engine) -> None:
     assert diff(empty) == [], "cloud/models.py differs from the migrations: add a revision"
 
 
-def test_make_engine_migrates_and_a_second_start_changes_nothing(empty_url: str) -> None:
-    e = make_engine(empty_url)
+def test_migrated_engine_migrates_and_a_second_start_changes_nothing(empty_url: str) -> None:
+    e = migrate.migrated_engine(empty_url)
     try:
         with e.begin() as conn:
             conn.execute(insert(Merchant).values(name="a", created_at_ms=1))
-        e2 = make_engine(empty_url)  # already at head: nothing to do, nothing lost
+        e2 = migrate.migrated_engine(empty_url)  # already at head: nothing to do, nothing lost
         assert migrate.current(e2) == migrate.head()
         with e2.connect() as conn:
             assert conn.execute(select(Merchant.name)).scalars().all() == ["a"]
@@ -112,7 +112,7 @@ def test_two_processes_starting_at_once_migrate_once(empty_url: str) -> None:
     def boot() -> None:
         try:
             start.wait()
-            make_engine(empty_url).dispose()  # each its own engine, as separate processes would
+            migrate.migrated_engine(empty_url).dispose()  # each its own engine, as separate processes would
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
@@ -122,7 +122,7 @@ def test_two_processes_starting_at_once_migrate_once(empty_url: str) -> None:
     for t in threads:
         t.join(60)
     assert errors == []
-    e = make_engine(empty_url, create=False)
+    e = make_engine(empty_url)
     try:
         with e.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1

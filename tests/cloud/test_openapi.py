@@ -32,10 +32,10 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import Engine
 
-from cloud import auth
-from cloud.app import create_app
-from cloud.db import SessionFactory
+from cloud.http.app import create_app
+from cloud.services import auth
 from cloud.settings import Settings
+from cloud.store.engine import SessionFactory
 from protocol.rotation import window
 from tests.cloud.conftest import ADMIN_KEY, Clock, World
 from tests.cloud.test_resolve_orders import PERIOD, code_at, enter, share

@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from cloud.app import create_app
-from cloud.db import SessionFactory
-from cloud.ratelimit import TokenBuckets
+from cloud.http.app import create_app
+from cloud.http.ratelimit import TokenBuckets
 from cloud.settings import Settings
+from cloud.store.engine import SessionFactory
 from protocol.rotation import window
 from tests.cloud.conftest import ADMIN_KEY, Clock, World, provision_world
 from tests.cloud.test_resolve_orders import PERIOD, code_at

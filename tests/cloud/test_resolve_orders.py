@@ -7,9 +7,9 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from cloud.db import SessionFactory
-from cloud.models import Entry, Payout
-from cloud.provision import create_merchant
+from cloud.services.merchants import create_merchant
+from cloud.store.engine import SessionFactory
+from cloud.store.models import Entry, Payout
 from protocol.keys import rotation_key
 from protocol.rotation import Rotor, format_code, window
 from tests.cloud.conftest import Clock, World

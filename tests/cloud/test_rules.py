@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud.rules import (
+from cloud.services.rules import (
     BP,
     CHARITY,
     FIXED_LEVELS,

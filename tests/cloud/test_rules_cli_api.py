@@ -1,4 +1,4 @@
-"""`mcode rules preview` and GET /rules/preview: one JSON object, the same as cloud.rules computes,
+"""`mcode rules preview` and GET /rules/preview: one JSON object, the same as cloud.services.rules computes,
 every rule's parameters accepted, bad input a JSON error with a stable code."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from cloud import provision
-from cloud.db import SessionFactory
-from cloud.rules import preview
+from cloud.services import merchants
+from cloud.services.rules import preview
+from cloud.store.engine import SessionFactory
 from mcode.cli import app
 
 CASES: list[tuple[list[str], dict[str, Any], dict[str, Any]]] = [
@@ -50,7 +50,7 @@ BAD: list[tuple[list[str], dict[str, Any], str]] = [
 
 @pytest.fixture
 def merchant_headers(sf: SessionFactory) -> dict[str, str]:
-    key = provision.create_merchant(sf, "Rules Shop")["api_key"]
+    key = merchants.create_merchant(sf, "Rules Shop")["api_key"]
     return {"Authorization": f"Bearer {key}"}
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cloud import auth
-from cloud.db import SessionFactory
+from cloud.services import auth
+from cloud.store.engine import SessionFactory
 from protocol.rotation import window
 from tests.cloud.conftest import ADMIN_KEY, Clock, World, provision_world
 from tests.cloud.test_resolve_orders import PERIOD, code_at, enter, share

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from cloud.worker import DEFAULT_GROUP, default_group, shared_subscription
+from cloud.mqtt.worker import DEFAULT_GROUP, default_group, shared_subscription
 from gateway.config import MqttConfig
 from gateway.spool import Spool
 from gateway.uplink import Uplink

@@ -14,8 +14,7 @@ from gateway import config as gconfig
 from gateway.collector import Collector
 from gateway.remote_config import RemoteConfig, outcome
 from gateway.spool import Spool
-from protocol import command, devconfig, keys
-from protocol import gwconfig as pg
+from protocol import command, devconfig, gwconfig, keys
 from protocol.gwconfig import DeviceEntry, DeviceResult, GwConfig, GwConfigError
 from protocol.hmac256 import HmacKey
 from tests.gateway.helpers import DEV_A, DEV_B, GW_ID
@@ -39,7 +38,7 @@ def signed(cloud: Ed25519PrivateKey, version: int, writes: dict[bytes, bytes | N
     writes = {DEV_A: write(DEV_A, KEY_A, 1), DEV_B: None} if writes is None else writes
     dkeys = {DEV_A: KEY_A, DEV_B: KEY_B}
     devs = tuple(DeviceEntry(d, keys.gateway_key(dkeys.get(d, bytes(32)), gw), w) for d, w in writes.items())
-    return pg.sign(GwConfig(gw, version, 1_763_900_000_000 + version, devs, {"kiosk": 2}), cloud)
+    return gwconfig.sign(GwConfig(gw, version, 1_763_900_000_000 + version, devs, {"kiosk": 2}), cloud)
 
 
 def rc(tmp_path: Path, cloud: Ed25519PrivateKey | None) -> RemoteConfig:
@@ -56,7 +55,7 @@ def test_applies_newer_and_persists_for_a_restart(tmp_path: Path, cloud: Ed25519
     assert r.devices() == (gconfig.Device(DEV_A, keys.gateway_key(KEY_A, GW_ID)),
                            gconfig.Device(DEV_B, keys.gateway_key(KEY_B, GW_ID)))
     assert r.pending(DEV_A) == write(DEV_A, KEY_A, 1) and r.pending(DEV_B) is None
-    assert [x.status for x in r.results()] == [pg.PENDING]
+    assert [x.status for x in r.results()] == [gwconfig.PENDING]
     # The broker hands the retained config over again on reconnect: nothing to do.
     assert r.offer(signed(cloud, 3)) is None
     assert changes == [3]
@@ -78,7 +77,7 @@ def test_refusals_change_nothing(tmp_path: Path, cloud: Ed25519PrivateKey, case:
         "older": (signed(cloud, 4), "stale_version"),
         "equal": (signed(cloud, 5, {DEV_A: None}), "stale_version"),
         "garbage": (os.urandom(64), "malformed_cbor"),
-        "oversized": (b"\x80" * (pg.MAX_PAYLOAD + 1), "oversized"),
+        "oversized": (b"\x80" * (gwconfig.MAX_PAYLOAD + 1), "oversized"),
     }[case]
     with pytest.raises(GwConfigError) as e:
         r.offer(payload)
@@ -90,7 +89,7 @@ def test_refusals_change_nothing(tmp_path: Path, cloud: Ed25519PrivateKey, case:
     assert (tmp_path / "remote-config.json").read_bytes() == before
     assert len(r.devices() or ()) == 2
     # The report says why the newer config was not applied.
-    _, _, rep = pg.open_report(r.report(Ed25519PrivateKey.generate()))
+    _, _, rep = gwconfig.open_report(r.report(Ed25519PrivateKey.generate()))
     assert (rep.applied_version, rep.refused) == (5, e.value.reason)
 
 
@@ -114,15 +113,15 @@ def test_a_state_file_that_does_not_verify_is_not_trusted(tmp_path: Path, cloud:
 
 
 @pytest.mark.parametrize(("status", "device_version", "want"), [
-    (command.OK, 1, (pg.OK, "")),
-    (command.STALE_VERSION, 1, (pg.OK, "already_applied")),  # an earlier reply was lost
-    (command.STALE_VERSION, 7, (pg.REFUSED, "stale_version")),  # the device is ahead of the cloud
-    (command.BAD_CONFIG_TAG, 0, (pg.REFUSED, "bad_config_tag")),
-    (command.BAD_VALUE, 0, (pg.REFUSED, "bad_value")),
-    (command.UNKNOWN_OP, 0, (pg.REFUSED, "unknown_op")),
-    (command.BUSY, 0, (pg.PENDING, "busy")),
-    (command.RATE_LIMITED, 0, (pg.PENDING, "rate_limited")),
-    (command.REPLAY, 0, (pg.PENDING, "replay")),
+    (command.OK, 1, (gwconfig.OK, "")),
+    (command.STALE_VERSION, 1, (gwconfig.OK, "already_applied")),  # an earlier reply was lost
+    (command.STALE_VERSION, 7, (gwconfig.REFUSED, "stale_version")),  # the device is ahead of the cloud
+    (command.BAD_CONFIG_TAG, 0, (gwconfig.REFUSED, "bad_config_tag")),
+    (command.BAD_VALUE, 0, (gwconfig.REFUSED, "bad_value")),
+    (command.UNKNOWN_OP, 0, (gwconfig.REFUSED, "unknown_op")),
+    (command.BUSY, 0, (gwconfig.PENDING, "busy")),
+    (command.RATE_LIMITED, 0, (gwconfig.PENDING, "rate_limited")),
+    (command.REPLAY, 0, (gwconfig.PENDING, "replay")),
 ])
 def test_outcome_of_a_reply(status: int, device_version: int, want: tuple[str, str]) -> None:
     assert outcome(write(DEV_A, KEY_A, 1), status, device_version) == want
@@ -132,24 +131,25 @@ def test_results_follow_replies_and_configs(tmp_path: Path, cloud: Ed25519Privat
     r = rc(tmp_path, cloud)
     w1 = write(DEV_A, KEY_A, 1)
     r.offer(signed(cloud, 1, {DEV_A: w1, DEV_B: None}))
-    assert r.record_failure(DEV_A, w1, "timeout") == DeviceResult(DEV_A, 1, pg.PENDING, "timeout")
+    assert r.record_failure(DEV_A, w1, "timeout") == DeviceResult(DEV_A, 1, gwconfig.PENDING, "timeout")
     assert r.pending(DEV_A) == w1
-    assert r.record(DEV_A, w1, command.OK, 1) == DeviceResult(DEV_A, 1, pg.OK, "", 1)
+    assert r.record(DEV_A, w1, command.OK, 1) == DeviceResult(DEV_A, 1, gwconfig.OK, "", 1)
     assert r.pending(DEV_A) is None
     restarted = rc(tmp_path, cloud)
     restarted.load()
-    assert restarted.results() == [DeviceResult(DEV_A, 1, pg.OK, "", 1)] and restarted.pending(DEV_A) is None
+    assert restarted.results() == [DeviceResult(DEV_A, 1, gwconfig.OK, "", 1)]
+    assert restarted.pending(DEV_A) is None
 
     # A newer config carrying the same write keeps its result; a new write starts pending.
     r.offer(signed(cloud, 2, {DEV_A: w1, DEV_B: None}))
-    assert r.results() == [DeviceResult(DEV_A, 1, pg.OK, "", 1)]
+    assert r.results() == [DeviceResult(DEV_A, 1, gwconfig.OK, "", 1)]
     w2 = write(DEV_A, KEY_A, 2, "Rye")
     wb = write(DEV_B, KEY_A, 1)  # sealed with the wrong device's key: the device will say so
     r.offer(signed(cloud, 3, {DEV_A: w2, DEV_B: wb}))
-    assert [(x.device_id, x.version, x.status) for x in r.results()] == [(DEV_A, 2, pg.PENDING),
-                                                                         (DEV_B, 1, pg.PENDING)]
+    assert [(x.device_id, x.version, x.status) for x in r.results()] == [(DEV_A, 2, gwconfig.PENDING),
+                                                                         (DEV_B, 1, gwconfig.PENDING)]
     assert r.record(DEV_A, w1, command.OK, 1) is None  # a reply to the replaced write: ignored
-    assert r.record(DEV_B, wb, command.BAD_CONFIG_TAG, 0) == DeviceResult(DEV_B, 1, pg.REFUSED,
+    assert r.record(DEV_B, wb, command.BAD_CONFIG_TAG, 0) == DeviceResult(DEV_B, 1, gwconfig.REFUSED,
                                                                           "bad_config_tag", 0)
     assert r.pending(DEV_B) is None and r.pending(DEV_A) == w2
 
@@ -158,10 +158,10 @@ def test_results_follow_replies_and_configs(tmp_path: Path, cloud: Ed25519Privat
     assert [x.device_id for x in r.results()] == [DEV_A]
 
     key = Ed25519PrivateKey.generate()
-    body, sig, rep = pg.open_report(r.report(key))
-    assert pg.verify(body, sig, key.public_key(), pg.REPORT_CONTEXT)
+    body, sig, rep = gwconfig.open_report(r.report(key))
+    assert gwconfig.verify(body, sig, key.public_key(), gwconfig.REPORT_CONTEXT)
     assert rep.applied_version == 4 and rep.refused == ""
-    assert rep.results == (DeviceResult(DEV_A, 2, pg.PENDING),)
+    assert rep.results == (DeviceResult(DEV_A, 2, gwconfig.PENDING),)
 
 
 def test_collector_allowlist_is_replaced_live(tmp_path: Path) -> None:

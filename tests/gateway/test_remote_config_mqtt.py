@@ -17,14 +17,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from cloud import gateway_config as gc
-from cloud.db import SessionFactory, make_engine, make_session_factory
-from cloud.models import Device, GatewayConfigRow
+from cloud.mqtt import config_publisher, report_listener
+from cloud.services import gateway_config as gc
+from cloud.services import signing_key
 from cloud.settings import Settings
+from cloud.store.engine import SessionFactory, make_session_factory
+from cloud.store.migrate import migrated_engine
+from cloud.store.models import Device, GatewayConfigRow
 from gateway import config as gconfig
 from gateway.service import Gateway
 from mcode.cli import app
-from protocol import gwconfig as pg
+from protocol import gwconfig
 from sim.broker import Broker
 from tests.cloud.conftest import World, provision_world
 from tests.conftest import GATEWAY_ID
@@ -37,7 +40,7 @@ BOGUS = "ffffffffffffffff"  # gateway.toml's device before the cloud's config ar
 
 @pytest.fixture
 def sf(tmp_path: Path) -> Iterator[SessionFactory]:
-    e = make_engine(f"sqlite:///{tmp_path / 'cloud.db'}")
+    e = migrated_engine(f"sqlite:///{tmp_path / 'cloud.db'}")
     yield make_session_factory(e)
     e.dispose()
 
@@ -98,10 +101,10 @@ def test_cloud_config_reaches_the_gateway_over_the_broker(tmp_path: Path, broker
     settings = Settings(db_url=f"sqlite:///{tmp_path / 'cloud.db'}", broker_host=broker.host,
                         broker_port=broker.port, broker_user="cloud", broker_password="cloud-pw",
                         signing_key=str(tmp_path / "cloud-data" / "cloud.key"))
-    cloud_key = gc.signing_key(settings.signing_key)
+    cloud_key = signing_key.signing_key(settings.signing_key)
     dev0 = world.devices[0]["device_id"]
     devices = {d["device_id"] for d in world.devices}
-    reports = gc.ReportListener(sf, broker.host, broker.port, "cloud", "cloud-pw").start()
+    reports = report_listener.ReportListener(sf, settings).start()
     assert reports.subscribed.wait(20)
 
     def row() -> Any:
@@ -110,11 +113,11 @@ def test_cloud_config_reaches_the_gateway_over_the_broker(tmp_path: Path, broker
 
     # The cloud publishes v1 (retained) before the gateway is even up.
     gc.seal_device_config(sf, dev0, tx_power=-4)
-    v1 = gc.publish_config(sf, settings, GATEWAY_ID)
+    v1 = config_publisher.publish_config(sf, settings, GATEWAY_ID)
     assert v1["version"] == 1 and v1["writes"] == {dev0: 1}
     v1_payload = row().payload
 
-    cfg = write_gateway(tmp_path, broker, world, gc.public_hex(cloud_key))
+    cfg = write_gateway(tmp_path, broker, world, signing_key.public_hex(cloud_key))
     gw = Running(cfg)
     try:
         assert gw.allowed() == {BOGUS}
@@ -126,11 +129,12 @@ def test_cloud_config_reaches_the_gateway_over_the_broker(tmp_path: Path, broker
             {"device_id": dev0, "version": 1, "status": "pending", "reason": "", "device_version": None}]
 
         # Forged: right shape, wrong key. Misaddressed: the cloud's key, another gateway.
-        forged = pg.sign(pg.GwConfig(bytes.fromhex(GATEWAY_ID), 99, 1, ()), Ed25519PrivateKey.generate())
-        gc.publish(settings, pg.config_topic(GATEWAY_ID), forged, "test-forger")
+        forged = gwconfig.sign(gwconfig.GwConfig(bytes.fromhex(GATEWAY_ID), 99, 1, ()),
+                               Ed25519PrivateKey.generate())
+        config_publisher.publish(settings, gwconfig.config_topic(GATEWAY_ID), forged, "test-forger")
         wait_for(lambda: row().refused == "bad_signature", what="forged config refused and reported")
-        other = pg.sign(pg.GwConfig(bytes.fromhex("b1b2b3b4b5b6b7b8"), 99, 1, ()), cloud_key)
-        gc.publish(settings, pg.config_topic(GATEWAY_ID), other, "test-misaddress")
+        other = gwconfig.sign(gwconfig.GwConfig(bytes.fromhex("b1b2b3b4b5b6b7b8"), 99, 1, ()), cloud_key)
+        config_publisher.publish(settings, gwconfig.config_topic(GATEWAY_ID), other, "test-misaddress")
         wait_for(lambda: row().refused == "wrong_gateway", what="misaddressed config refused and reported")
         assert gw.gw.remote.version == 1 and gw.allowed() == devices
 
@@ -152,7 +156,7 @@ def test_cloud_config_reaches_the_gateway_over_the_broker(tmp_path: Path, broker
         wait_for(lambda: row().applied_version == 2 and row().refused == "", what="report of v2")
 
         # An older genuine config, replayed: refused, v2 stays.
-        gc.publish(settings, pg.config_topic(GATEWAY_ID), v1_payload, "test-replay")
+        config_publisher.publish(settings, gwconfig.config_topic(GATEWAY_ID), v1_payload, "test-replay")
         wait_for(lambda: row().refused == "stale_version", what="older config refused and reported")
         assert gw.gw.remote.version == 2 and gw.allowed() == {dev0}
         bad = CliRunner().invoke(app, ["cloud", "push-config", "nothex"], env=env)

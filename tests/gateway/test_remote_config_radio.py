@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway import config as gwconfig
+from gateway import config as gconfig
 from gateway.collector import Collector
 from gateway.remote_config import RemoteConfig
 from gateway.session import PullResult
 from gateway.spool import Spool
-from protocol import command, devconfig, keys, rotation
-from protocol import gwconfig as pg
+from protocol import command, devconfig, gwconfig, keys, rotation
 from protocol.gwconfig import DeviceEntry, DeviceResult, GwConfig
 from protocol.hmac256 import HmacKey
 from sim.radio import RadioHub
@@ -58,8 +57,8 @@ class Rig:
         self.good = Dev(tmp / "good", hub.dev_addr)
         self.bad = Dev(tmp / "bad", hub.dev_addr)
         self.cloud = Ed25519PrivateKey.generate()
-        gwconfig.generate_key(tmp / "gateway.key")
-        self.cfg = gwconfig.parse({
+        gconfig.generate_key(tmp / "gateway.key")
+        self.cfg = gconfig.parse({
             "gateway_id": GW.hex(), "private_key": "gateway.key", "spool": "spool.sqlite",
             "cloud_public_key": self.cloud.public_key().public_bytes_raw().hex(),
             "ble": {"backend": self.spec, "scan_s": 1.0, "connect_timeout_s": 5.0, "op_timeout_s": 5.0,
@@ -76,7 +75,7 @@ class Rig:
         return RemoteConfig(self.cfg.remote_config_file, GW, self.cfg.cloud_key())
 
     def config(self, version: int) -> bytes:
-        return pg.sign(GwConfig(GW, version, int(time.time() * 1000), (
+        return gwconfig.sign(GwConfig(GW, version, int(time.time() * 1000), (
             DeviceEntry(self.good.device_id, keys.gateway_key(self.good.key, GW), self.good_blob),
             DeviceEntry(self.bad.device_id, keys.gateway_key(self.bad.key, GW), self.bad_blob))), self.cloud)
 
@@ -114,14 +113,14 @@ def test_gateway_delivers_config_writes_and_reports_each_outcome(rig: Rig) -> No
         applied = rig.remote.offer(rig.config(1))
         assert applied is not None
         rig.collector.set_devices(rig.remote.devices() or ())
-        assert {r.status for r in rig.remote.results()} == {pg.PENDING}
+        assert {r.status for r in rig.remote.results()} == {gwconfig.PENDING}
 
         first = await rig.sweep_until(both)
         assert first[good.device_id].config_write == (1, command.OK, 1)
         assert first[bad.device_id].config_write == (1, command.BAD_CONFIG_TAG, 0)
         assert rig.remote.results() == sorted([
-            DeviceResult(good.device_id, 1, pg.OK, "", 1),
-            DeviceResult(bad.device_id, 1, pg.REFUSED, "bad_config_tag", 0)], key=lambda r: r.device_id)
+            DeviceResult(good.device_id, 1, gwconfig.OK, "", 1),
+            DeviceResult(bad.device_id, 1, gwconfig.REFUSED, "bad_config_tag", 0)], key=lambda r: r.device_id)
         # On the device: the blob kept verbatim, the new campaign on screen. The refused one
         # left its device as it was.
         assert (good.flash / "devconfig.bin").read_bytes() == rig.good_blob
@@ -133,10 +132,10 @@ def test_gateway_delivers_config_writes_and_reports_each_outcome(rig: Rig) -> No
 
         # The signed report the gateway sends up carries both outcomes.
         key = rig.cfg.load_private_key()
-        body, sig, rep = pg.open_report(rig.remote.report(key))
-        assert pg.verify(body, sig, key.public_key(), pg.REPORT_CONTEXT)
+        body, sig, rep = gwconfig.open_report(rig.remote.report(key))
+        assert gwconfig.verify(body, sig, key.public_key(), gwconfig.REPORT_CONTEXT)
         assert {(r.device_id, r.status, r.reason) for r in rep.results} == {
-            (good.device_id, pg.OK, ""), (bad.device_id, pg.REFUSED, "bad_config_tag")}
+            (good.device_id, gwconfig.OK, ""), (bad.device_id, gwconfig.REFUSED, "bad_config_tag")}
 
         # Settled writes are not sent again.
         second = await rig.sweep_until(both)
@@ -151,6 +150,6 @@ def test_gateway_delivers_config_writes_and_reports_each_outcome(rig: Rig) -> No
         third = await rig.sweep_until({good.device_id})
         assert third[good.device_id].config_write == (1, command.STALE_VERSION, 1)
         now = {r.device_id: r for r in rig.remote.results()}
-        assert now[good.device_id] == DeviceResult(good.device_id, 1, pg.OK, "already_applied", 1)
+        assert now[good.device_id] == DeviceResult(good.device_id, 1, gwconfig.OK, "already_applied", 1)
 
     run(main())

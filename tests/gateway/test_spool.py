@@ -254,7 +254,7 @@ def test_byte_limit_bounds_the_file_and_keeps_every_stored_record(tmp_path: Path
 
 def test_fill_alarm_warns_then_errors_then_recovers(tmp_path: Path,
                                                     caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.spool")
+    caplog.set_level(logging.INFO, logger="gateway.spool_limits")
     with _limited(tmp_path / "s.db", max_records=10, warn_fraction=0.8) as s:
         s.add_records(DEV_A, recs(DEV_A, range(1, 8)))
         assert [r.levelno for r in caplog.records] == []

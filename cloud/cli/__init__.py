@@ -1,0 +1,1 @@
+"""`mcode cloud ...`: the command line (main.py), `db` (schema migrations) and `rules`."""

@@ -1,0 +1,26 @@
+"""Path, query and cookie parameters that several routes share."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Cookie, Path, Query
+
+from cloud.http.inputs import HEX_ID, checked
+from cloud.http.schemas import I32_MAX
+from cloud.services.codes import VISITOR_COOKIE
+
+CODE_PATTERN = "^[0-9]{1,12}-[0-9]{1,6}$"  # base code, dash, display suffix or 6-digit share code
+
+GatewayIdQuery = Annotated[str | None, Query(description="admin keys only: the gateway",
+                                             json_schema_extra=checked(pattern=HEX_ID))]
+AdminTenant = Annotated[int | None, Query(ge=1, le=I32_MAX, description="the tenant, for admin keys only")]
+CodePath = Annotated[str, Path(description="BASE-SUFFIX, e.g. 4919-27",
+                              json_schema_extra=checked(pattern=CODE_PATTERN))]
+VisitorCookie = Annotated[str | None, Cookie(alias=VISITOR_COOKIE, description="the shopper's visitor token, "
+                                             "if they have one")]
+EarningsCookie = Annotated[str, Cookie(alias=VISITOR_COOKIE, description="the shopper's visitor token")]
+
+
+def id_path(what: str) -> Any:
+    return Path(ge=1, le=I32_MAX, description=f"the {what}'s id")

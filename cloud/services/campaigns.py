@@ -1,0 +1,163 @@
+"""Campaigns (a rented base code, its validity, reward rule, budget and landing text) and the
+locations where displays hang. Every call is scoped to one tenant (merchant)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from cloud.errors import ApiError, bad_request, conflict, not_found
+from cloud.services.auth import Principal, sees
+from cloud.services.rules import RED_BALLOON_RULE, canonical, normalized_params
+from cloud.store.engine import SessionFactory, now_ms
+from cloud.store.models import Campaign, Merchant
+from protocol.rotation import modulus
+
+MAX_HOLD_S = 365 * 24 * 3600
+# 10^12 fen is 10 billion yuan per order: far above any shop, and far enough below 2^63 that the
+# running sums (spent_minor, ledger balances) cannot overflow a BIGINT in millions of orders
+MAX_POOL_MINOR = 10**12
+# fields a merchant may change after creation; slots, digits and period define the codes devices
+# already show, and base_code is the rental itself, so they are fixed
+MUTABLE = ("pool_minor", "rule", "rule_params", "budget_minor", "hold_s", "starts_at_ms", "ends_at_ms",
+           "label_zh", "label_en", "landing_zh", "landing_en")
+
+
+def campaign_dict(c: Campaign) -> dict[str, Any]:
+    return {"campaign_id": c.id, "merchant_id": c.merchant_id, "base_code": c.base_code, "slots": c.slots,
+            "digits": c.digits, "period_s": c.period_s, "pool_minor": c.pool_minor, "rule": c.rule,
+            "rule_params": json.loads(c.rule_params_json or "{}"), "budget_minor": c.budget_minor,
+            "spent_minor": c.spent_minor, "hold_s": c.hold_s, "starts_at_ms": c.starts_at_ms,
+            "ends_at_ms": c.ends_at_ms, "released_at_ms": c.released_at_ms,
+            "label": {"zh": c.label_zh, "en": c.label_en},
+            "landing": {"zh": c.landing_zh, "en": c.landing_en}}
+
+
+def _bad(code: str, en: str, zh: str) -> ApiError:
+    return bad_request(code, en, zh)
+
+
+def _check(f: dict[str, Any]) -> None:
+    """Validate the fields present in `f` (create passes all of them, update only the changed)."""
+    if "pool_minor" in f and (isinstance(f["pool_minor"], bool) or not isinstance(f["pool_minor"], int)
+                              or not 0 <= f["pool_minor"] <= MAX_POOL_MINOR):
+        raise _bad("bad_pool", f"pool_minor must be an integer from 0 to {MAX_POOL_MINOR} (minor units)",
+                   "酬金须为 ≥ 0 的整数（最小货币单位）")
+    if f.get("budget_minor") is not None and f["budget_minor"] < 0:
+        raise _bad("bad_budget", "budget_minor must be >= 0, or null for no cap",
+                   "预算须 ≥ 0，或为空表示不设上限")
+    if "hold_s" in f and not 0 <= f["hold_s"] <= MAX_HOLD_S:
+        raise _bad("bad_hold", f"hold_s must be 0 to {MAX_HOLD_S}", f"冻结期须为 0 至 {MAX_HOLD_S} 秒")
+    start, end = f.get("starts_at_ms"), f.get("ends_at_ms")
+    if start is not None and end is not None and end <= start:
+        raise _bad("bad_dates", "ends_at_ms must be after starts_at_ms", "结束时间须晚于开始时间")
+    if "rule" in f:
+        try:
+            f["rule"] = canonical(f["rule"])
+            f["rule_params_json"] = json.dumps(normalized_params(f["rule"], f.get("rule_params") or {}),
+                                               sort_keys=True)
+        except ValueError as e:
+            raise _bad("bad_rule", str(e), f"酬众规则或参数无效：{e}") from None
+    for k in ("label_zh", "label_en"):
+        if k in f and len(f[k]) > 200:
+            raise _bad("bad_label", f"{k} is longer than 200 characters", "标题超过 200 个字符")
+    for k in ("landing_zh", "landing_en"):
+        if k in f and len(f[k]) > 4000:
+            raise _bad("bad_landing", f"{k} is longer than 4000 characters", "落地页内容超过 4000 个字符")
+
+
+def create(sf: SessionFactory, merchant_id: int, *, base_code: str, slots: int, digits: int, period_s: int,
+           pool_minor: int, label_zh: str, label_en: str, rule: str = RED_BALLOON_RULE,
+           rule_params: dict[str, Any] | None = None, budget_minor: int | None = None,
+           hold_s: int = 14 * 24 * 3600, starts_at_ms: int | None = None, ends_at_ms: int | None = None,
+           landing_zh: str = "", landing_en: str = "") -> dict[str, Any]:
+    """Rent `base_code` for a new campaign. The code must not be rented by a live campaign."""
+    if not (base_code.isdigit() and base_code.isascii() and 1 <= len(base_code) <= 12):
+        raise _bad("bad_base_code", "base code must be 1 to 12 digits", "基础码须为 1 至 12 位数字")
+    if not 1 <= digits <= 5:
+        raise _bad("bad_digits", "digits must be 1 to 5 (6 is kept for personal share codes)",
+                   "动态码位数须为 1 至 5（6 位留给个人分享码）")
+    try:
+        modulus(slots, digits)
+    except (ValueError, ZeroDivisionError):  # modulus divides by slots before it checks slots >= 1
+        raise _bad("bad_slots", "slots must be >= 1 and leave at least 2 values per slot",
+                   "槽位数须 ≥ 1，且每个槽位至少有 2 个取值") from None
+    if period_s < 1:
+        raise _bad("bad_period", "period_s must be >= 1", "周期须 ≥ 1 秒")
+    f: dict[str, Any] = {"pool_minor": pool_minor, "rule": rule, "rule_params": rule_params,
+                         "budget_minor": budget_minor, "hold_s": hold_s, "starts_at_ms": starts_at_ms,
+                         "ends_at_ms": ends_at_ms, "label_zh": label_zh, "label_en": label_en,
+                         "landing_zh": landing_zh, "landing_en": landing_en}
+    _check(f)
+    f.pop("rule_params")
+    try:
+        with sf.begin() as s:
+            if s.get(Merchant, merchant_id) is None:
+                raise not_found("unknown_merchant", "no such merchant", "商户不存在")
+            c = Campaign(merchant_id=merchant_id, base_code=base_code, slots=slots, digits=digits,
+                         period_s=period_s, spent_minor=0, created_at_ms=now_ms(), **f)
+            s.add(c)
+            s.flush()
+            return campaign_dict(c)
+    except IntegrityError:
+        raise conflict("base_code_taken", f"base code {base_code} is already rented",
+                       f"基础码 {base_code} 已被租用") from None
+
+
+def _own(s: Any, p: Principal, campaign_id: int) -> Campaign:
+    c = s.get(Campaign, campaign_id)
+    if c is None or not sees(p, c.merchant_id):
+        raise not_found("unknown_campaign", "no such campaign", "活动不存在")
+    assert isinstance(c, Campaign)
+    return c
+
+
+def get(sf: SessionFactory, p: Principal, campaign_id: int) -> dict[str, Any]:
+    with sf() as s:
+        return campaign_dict(_own(s, p, campaign_id))
+
+
+def list_for(sf: SessionFactory, merchant_id: int) -> list[dict[str, Any]]:
+    with sf() as s:
+        return [campaign_dict(c) for c in s.scalars(
+            select(Campaign).where(Campaign.merchant_id == merchant_id).order_by(Campaign.id))]
+
+
+def update(sf: SessionFactory, p: Principal, campaign_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+    """Change the MUTABLE fields given; orders placed before keep the rule they were paid by."""
+    unknown = sorted(set(changes) - set(MUTABLE))
+    if unknown:
+        raise _bad("bad_field", f"cannot change {', '.join(unknown)}", f"不能修改 {', '.join(unknown)}")
+    f = dict(changes)
+    with sf.begin() as s:
+        c = _own(s, p, campaign_id)
+        if c.released_at_ms is not None:
+            raise conflict("campaign_released", "this campaign's base code was released",
+                           "该活动的基础码已释放")
+        if "rule_params" in f and "rule" not in f:
+            f["rule"] = c.rule
+        merged = {"starts_at_ms": c.starts_at_ms, "ends_at_ms": c.ends_at_ms, **f}
+        _check(merged)
+        if f.get("budget_minor") is not None and f["budget_minor"] < c.spent_minor:
+            raise conflict("budget_below_spent",
+                           f"{c.spent_minor} is already paid out; the budget cannot be less",
+                           f"已支付 {c.spent_minor}，预算不能低于此数")
+        f.update({k: merged[k] for k in ("rule", "rule_params_json") if k in merged})
+        f.pop("rule_params", None)
+        for k, v in f.items():
+            setattr(c, k, v)
+        s.flush()
+        return campaign_dict(c)
+
+
+def release(sf: SessionFactory, p: Principal, campaign_id: int) -> dict[str, Any]:
+    """Give the base code back: codes stop resolving, the code can be rented again; orders and
+    the ledger of the campaign stay. Releasing twice answers like the first time."""
+    with sf.begin() as s:
+        c = _own(s, p, campaign_id)
+        if c.released_at_ms is None:
+            c.released_at_ms = now_ms()
+        return campaign_dict(c)

@@ -1,0 +1,171 @@
+"""Orders: a sale attributed to an entry, its pool split along the merged share chain by the
+campaign's rule, booked in the ledger. Idempotent per (merchant, Idempotency-Key): a repeat returns
+the first answer. A refund books the exact negation; refunding twice answers like the first time.
+
+Concurrency: an order or refund first writes its campaign's row (spent_minor), which takes that
+row's lock on PostgreSQL and the database's write lock on SQLite before anything is read. Orders of
+one campaign are thus serialized, so the budget left that each one sees is exact and the campaign's
+budget cap holds under concurrent orders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cloud.errors import ApiError, bad_request, conflict, not_found
+from cloud.services import ledger
+from cloud.services.auth import MERCHANT, Principal, sees
+from cloud.services.chain import entry_for, merged_chain
+from cloud.services.rules import split
+from cloud.store.engine import SessionFactory, now_ms
+from cloud.store.models import Campaign, Entry, Order, Payout
+
+
+def _request_hash(entry_id: str, amount_minor: int) -> str:
+    return hashlib.sha256(f"{entry_id}\n{amount_minor}".encode()).hexdigest()
+
+
+def _replay(s: Session, merchant_id: int, key: str, req_hash: str) -> dict[str, Any] | None:
+    o = s.scalar(select(Order).where(Order.merchant_id == merchant_id, Order.idempotency_key == key))
+    if o is None:
+        return None
+    if o.request_hash != req_hash:
+        raise conflict("idempotency_conflict", "this Idempotency-Key was used for a different order",
+                       "该 Idempotency-Key 已用于另一笔订单")
+    answer: dict[str, Any] = json.loads(o.response_json)
+    return answer
+
+
+def _lock_campaign(s: Session, campaign_id: int) -> None:
+    """The first statement of the transaction: a no-op write that serializes per campaign."""
+    s.execute(update(Campaign).where(Campaign.id == campaign_id)
+              .values(spent_minor=Campaign.spent_minor))
+
+
+def place_order(sf: SessionFactory, merchant_id: int, idempotency_key: str, entry_id: str,
+                amount_minor: int, at_ms: int | None = None) -> tuple[dict[str, Any], bool]:
+    """(answer, replayed). The merchant must own the entry's campaign. `at_ms` is the booking time
+    (the API's clock; now by default): payouts fall due at at_ms + the campaign's hold."""
+    if not 1 <= len(idempotency_key) <= 200:
+        raise bad_request("bad_idempotency_key", "Idempotency-Key header of 1 to 200 characters is required",
+                          "须提供 1 至 200 个字符的 Idempotency-Key 请求头")
+    if isinstance(amount_minor, bool) or not isinstance(amount_minor, int) or amount_minor < 1:
+        raise bad_request("bad_amount", "amount_minor must be a positive integer (minor units)",
+                          "amount_minor 须为正整数（最小货币单位）")
+    req_hash = _request_hash(entry_id, amount_minor)
+    with sf() as s:
+        prior = _replay(s, merchant_id, idempotency_key, req_hash)
+        if prior is not None:
+            return prior, True
+        campaign_id = entry_for(s, Principal(MERCHANT, merchant_id), entry_id)[1].id
+    try:
+        with sf.begin() as s:
+            _lock_campaign(s, campaign_id)
+            prior = _replay(s, merchant_id, idempotency_key, req_hash)
+            if prior is not None:
+                return prior, True
+            t = now_ms() if at_ms is None else at_ms
+            return _book(s, merchant_id, idempotency_key, req_hash, entry_id, amount_minor, t), False
+    except IntegrityError:
+        # A concurrent request with the same key committed first: answer as it did.
+        with sf() as s:
+            prior = _replay(s, merchant_id, idempotency_key, req_hash)
+        if prior is None:
+            raise ApiError(500, "order_failed", "the order could not be stored", "订单未能保存") from None
+        return prior, True
+
+
+def _book(s: Session, merchant_id: int, key: str, req_hash: str, entry_id: str,
+          amount_minor: int, t: int) -> dict[str, Any]:
+    e = s.get(Entry, entry_id)
+    assert e is not None
+    c = s.get(Campaign, e.campaign_id)
+    assert c is not None
+    s.refresh(c)  # the locked row, not a copy read before the lock
+    nodes = merged_chain(s, e, merchant_id)
+    params = json.loads(c.rule_params_json or "{}")
+    cap = None if c.budget_minor is None else max(0, c.budget_minor - c.spent_minor)
+    parts = split(c.rule, c.pool_minor, len(nodes), params, budget_cap_minor=cap)
+    due = t + c.hold_s * 1000
+    chain_json = [n.as_json(c.base_code) for n in nodes]
+    o = Order(merchant_id=merchant_id, idempotency_key=key, request_hash=req_hash, campaign_id=c.id,
+              entry_id=e.id, amount_minor=amount_minor, pool_minor=c.pool_minor, rule=c.rule,
+              rule_params_json=json.dumps(params, sort_keys=True),
+              chain_json=json.dumps(chain_json, separators=(",", ":")), response_json="{}",
+              status="placed", created_at_ms=t)
+    s.add(o)
+    s.flush()
+    payouts = []
+    lines = [ledger.budget_line(c, -c.pool_minor, t)]
+    for level, (n, amount) in enumerate(zip(nodes, parts.payouts, strict=True), start=1):
+        s.add(Payout(order_id=o.id, participant_id=n.participant_id, level=level, payee="participant",
+                     amount_minor=amount))
+        lines.append(ledger.sharer_line(c, n.participant_id, amount, due))
+        payouts.append({"level": level, "participant_id": n.participant_id,
+                        "share_code": f"{c.base_code}-{n.share_code}",
+                        "merged_participants": n.merged, "amount_minor": amount})
+    s.add(Payout(order_id=o.id, participant_id=None, level=0, payee=parts.remainder_to,
+                 amount_minor=parts.remainder))
+    lines.append(ledger.remainder_line(c, parts.remainder_to, parts.remainder, due))
+    ledger.post(s, merchant_id, c.id, o.id, "order", lines)
+    paid = sum(parts.payouts)
+    c.spent_minor += paid
+    answer = {"order_id": o.id, "entry_id": e.id, "campaign": c.id, "base_code": c.base_code,
+              "amount_minor": amount_minor, "pool_minor": c.pool_minor, "rule": c.rule, "rule_params": params,
+              "budget_cap_minor": cap, "payouts": payouts, "paid_minor": paid,
+              "remainder_minor": parts.remainder, "remainder_to": parts.remainder_to,
+              # the remainder under its first name, for clients written against red-balloon only
+              "charity_minor": parts.remainder if parts.remainder_to == "charity" else 0,
+              "due_at_ms": due, "status": "placed"}
+    o.response_json = json.dumps(answer, separators=(",", ":"))
+    return answer
+
+
+def refund(sf: SessionFactory, p: Principal, order_id: int,
+           at_ms: int | None = None) -> tuple[dict[str, Any], bool]:
+    """(answer, replayed): reverse every payout of the order in the ledger and give its share of
+    the budget back. The order stays, marked refunded."""
+    with sf() as s:
+        o = s.get(Order, order_id)
+        if o is None or not sees(p, o.merchant_id):
+            raise not_found("unknown_order", "no such order", "订单不存在")
+        campaign_id = o.campaign_id
+    with sf.begin() as s:
+        _lock_campaign(s, campaign_id)
+        o = s.get(Order, order_id)
+        assert o is not None
+        s.refresh(o)
+        if o.status == "refunded":
+            answer: dict[str, Any] = json.loads(o.refund_json)
+            return answer, True
+        c = s.get(Campaign, campaign_id)
+        assert c is not None
+        s.refresh(c)
+        t = now_ms() if at_ms is None else at_ms
+        ledger.reverse(s, o, t)
+        paid = sum(s.scalars(select(Payout.amount_minor).where(Payout.order_id == o.id,
+                                                               Payout.payee == "participant")))
+        c.spent_minor -= paid
+        o.status, o.refunded_at_ms = "refunded", t
+        answer = {"order_id": o.id, "status": "refunded", "refunded_at_ms": t, "reversed_paid_minor": paid,
+                  "reversed_pool_minor": o.pool_minor}
+        o.refund_json = json.dumps(answer, separators=(",", ":"))
+        return answer, False
+
+
+def get_order(sf: SessionFactory, p: Principal, order_id: int) -> dict[str, Any]:
+    with sf() as s:
+        o = s.get(Order, order_id)
+        if o is None or not sees(p, o.merchant_id):
+            raise not_found("unknown_order", "no such order", "订单不存在")
+        answer: dict[str, Any] = json.loads(o.response_json)
+        answer["status"] = o.status
+        answer["refunded_at_ms"] = o.refunded_at_ms
+        answer["chain"] = json.loads(o.chain_json)
+        return answer
