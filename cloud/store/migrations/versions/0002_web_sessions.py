@@ -1,0 +1,21 @@
+"""web sessions (issue 12). Placeholder in the chain until its owner fills it in.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-12-07
+"""
+
+from __future__ import annotations
+
+revision: str = "0002"
+down_revision: str | None = "0001"
+branch_labels: str | None = None
+depends_on: str | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
