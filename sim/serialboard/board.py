@@ -12,6 +12,7 @@ A boot is one child process. The relay watches how it ends and does what a board
                     then does not run, as on the ESP32 port);
   SIGUSR1, exit 75  machine.reset(), or the firmware restarting itself: the ROM banner
                     (rst: software) and a boot into main.py;
+  SIGUSR2           the firmware's crash handler resetting the chip: rst: panic;
   SIGALRM           the firmware's watchdog (firmware/hw.py): rst: watchdog;
   anything else     a crash of the chip: rst: panic.
 Output that nobody reads is dropped (the outer master is non-blocking), as a UART drops it.
@@ -35,6 +36,7 @@ from typing import BinaryIO
 
 from sim.serialboard import rom
 from tools import boards
+from tools.build import host_build
 
 RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n"
 FRIENDLY_PROMPT = b"\r\n>>> "
@@ -74,6 +76,7 @@ class SerialBoard:
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> str:
         self.state.mkdir(parents=True, exist_ok=True)
+        self._port_modules = str(host_build() / "rom" / "host")
         self._master, slave = os.openpty()
         tty.setraw(slave)
         self._hold = slave  # kept open: a client closing the port must not hang it up
@@ -114,7 +117,8 @@ class SerialBoard:
         termios.tcsetattr(slave, termios.TCSANOW, attrs)
         env = dict(os.environ, MCODE_RESET_CAUSE=str(rom.MACHINE_CAUSE[cause]),
                    MCODE_RAW="1" if raw else "0", MCODE_FLASH_BLOCKS=str(FLASH_BLOCKS),
-                   MCODE_RADIO_ADDR=self.mac())
+                   MCODE_RADIO_ADDR=self.mac(), MCODE_CHIP=self.chip,
+                   MCODE_PORT_MODULES=self._port_modules)
         env.pop("MICROPYPATH", None)
         if self.radio:
             env["MCODE_RADIO"] = self.radio
@@ -155,7 +159,7 @@ class SerialBoard:
             self._boot(self.cause, raw=self.raw)  # the chip's reset cause stays the last hard one
             return
         cause = {-signal.SIGUSR1: rom.SOFTWARE, EXIT_RESTART: rom.SOFTWARE,
-                 -signal.SIGALRM: rom.WATCHDOG}.get(rc, rom.PANIC)
+                 -signal.SIGALRM: rom.WATCHDOG, -signal.SIGUSR2: rom.PANIC}.get(rc, rom.PANIC)
         self.raw = False
         self._write(rom.banner(self.chip, cause))
         self._boot(cause, raw=False)

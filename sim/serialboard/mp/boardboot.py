@@ -4,7 +4,8 @@
 #   1. the ROMFS partition (mapped by child.py, address in MCODE_ROMFS) at /rom;
 #   2. the flash: a littlefs2 image on a block device backed by a file (format
 #      on first boot, as the port does), mounted at / and made the cwd;
-#   3. `machine` with reset() and reset_cause(), as the ESP32 port has them;
+#   3. `machine` with reset(), reset_cause() and unique_id(), as the ESP32 port
+#      has them, and its bluetooth (the host stand-in) at /.port;
 #   4. boot.py, then main.py unless the REPL is in raw mode (MCODE_RAW=1),
 #      as the ESP32 port does after a soft reset in raw mode.
 import os
@@ -78,6 +79,15 @@ def _flash():
     os.chdir("/")
 
 
+def _port_modules():
+    # The ESP32 port's C modules the unix port lacks (bluetooth), as host stand-ins compiled to
+    # .mpy (sim/micropython), at the end of sys.path: what the board has built in.
+    d = os.getenv("MCODE_PORT_MODULES")
+    if d:
+        vfs.mount(vfs.VfsPosix(d), "/.port")
+        sys.path.append("/.port")
+
+
 def _machine():
     import machine as m
 
@@ -92,6 +102,8 @@ def _machine():
     shim.PWRON_RESET, shim.HARD_RESET, shim.WDT_RESET = 1, 2, 3
     shim.DEEPSLEEP_RESET, shim.SOFT_RESET = 4, 5
     shim.reset_cause = lambda: cause
+    mac = bytes.fromhex((os.getenv("MCODE_RADIO_ADDR") or "").replace(":", ""))
+    shim.unique_id = lambda: mac  # the chip's MAC, as on the ESP32 port
 
     def reset():
         # The supervisor sees a death by SIGUSR1 and boots the board again.
@@ -110,11 +122,27 @@ def _run(name):
     except OSError:
         return
     try:
-        exec(open(name).read(), {"__name__": "__main__"})
+        try:
+            exec(open(name).read(), {"__name__": "__main__"})
+        except SystemExit as e:
+            # firmware/main.py on the host asks its supervisor for a restart (75) or, after a
+            # crash (1), does what it does on the ESP32: wait 5 s, then machine.reset().
+            if e.value != 75:
+                import time
+
+                time.sleep(5)
+            os.system("kill -12 $PPID" if e.value == 1 else "kill -10 $PPID")
+            time_out()
     except KeyboardInterrupt:
         print("KeyboardInterrupt")
     except Exception as e:  # as the port: the traceback, then the REPL
         sys.print_exception(e)
+
+
+def time_out():
+    import time
+
+    time.sleep(5)  # the signal ends this process first
 
 
 def _sweep():
@@ -130,6 +158,7 @@ def boot():
     _rom()
     _flash()
     sys.atexit(_sweep)
+    _port_modules()
     _machine()
     _run("boot.py")
     if os.getenv("MCODE_RAW") != "1":
