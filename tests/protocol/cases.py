@@ -161,8 +161,9 @@ def test_status_bits_and_reset_causes():
 
 
 def _settings(c, **kw):
+    art = [(a[0], a[1], a[2], _h(a[3])) for a in c["art"]]
     s = devconfig.Settings(c["version"], c["base"], c["slot"], c["slots"], c["digits"], c["period"],
-                           c["label"], c["tx_power"])
+                           c["label"], c["tx_power"], c["host"], art)
     for k in kw:
         setattr(s, k, kw[k])
     return s
@@ -181,13 +182,20 @@ def test_config_vector():
     got = (s.version, s.base, s.slot, s.slots, s.digits, s.period, s.label, s.tx_power)
     assert got == (c["version"], c["base"], c["slot"], c["slots"], c["digits"], c["period"], c["label"],
                    c["tx_power"])
+    assert s.host == c["host"] and len(s.art) == 1
+    a = s.find(devconfig.ART_LABEL)
+    assert a[0:3] == (1, 10, 2) and devconfig.art_bits(blob, a) == _h(c["art"][0][3])
+    assert s.find(devconfig.ART_QR) is None
+    # Format 1 (no host, no art) is still read.
+    st, s1 = devconfig.unseal(ck, dev, _h(c["hex_v1"]))
+    assert st == command.OK and (s1.label, s1.host, s1.art) == (c["label"], "", ())
     # Another device, another key (the gateway's), a flipped bit: not the cloud's seal.
     assert devconfig.unseal(ck, b"\0" * 8, blob)[0] == command.BAD_CONFIG_TAG
     assert devconfig.unseal(HmacKey(_h(v["gateway_key"])), dev, blob)[0] == command.BAD_CONFIG_TAG
     bad = bytearray(blob)
     bad[5] ^= 1
     assert devconfig.unseal(ck, dev, bytes(bad))[0] == command.BAD_CONFIG_TAG
-    for cut in (blob[:-1], blob[:20], b"", b"\x02" + blob[1:], blob + b"\0"):
+    for cut in (blob[:-1], blob[:20], b"", b"\x03" + blob[1:], blob + b"\0", b"\x01" + blob[1:]):
         assert devconfig.unseal(ck, dev, cut)[0] == command.MALFORMED
 
 
@@ -197,7 +205,9 @@ def test_config_values_checked():
     ck = HmacKey(_h(v["config_key"]))
     dev = _h(v["device_id"])
     bad = [dict(slot=4), dict(slots=51), dict(digits=0), dict(period=0), dict(base="49a9"), dict(base=""),
-           dict(label="x" * 33), dict(tx_power=10), dict(tx_power=-13)]
+           dict(label="x" * 33), dict(tx_power=10), dict(tx_power=-13), dict(host="M.MCODE.CN"),
+           dict(host="a/b"), dict(host="x" * 25), dict(art=[(1, 0, 2, b"")]),
+           dict(art=[(1, 513, 1, bytes(65))])]
     for kw in bad:
         s = _settings(c, **kw)
         assert not devconfig.valid(s), kw
@@ -208,5 +218,6 @@ def test_config_values_checked():
             pass
         assert devconfig.unseal(ck, dev, devconfig.seal(ck, dev, s, check=False))[0] == command.BAD_VALUE, kw
     # Edges that work: M = 2, a full-length label, the TX range ends.
-    for kw in (dict(slots=50, slot=49), dict(label="\u00e9" * 16), dict(tx_power=9), dict(tx_power=-12)):
+    for kw in (dict(slots=50, slot=49), dict(label="\u00e9" * 16), dict(tx_power=9), dict(tx_power=-12),
+               dict(host="shop.example.cn:8443"), dict(art=[])):
         assert devconfig.unseal(ck, dev, devconfig.seal(ck, dev, _settings(c, **kw)))[0] == command.OK, kw

@@ -38,6 +38,12 @@ def main() -> None:
     # Config blob: fmt 1, version 3, slot 3, slots 4, digits 2, period 60, tx -4 dBm, base, label.
     label = "Oat milk 1L".encode()
     cbody = (struct.pack(">BIHHBIbB", 1, 3, 3, 4, 2, 60, -4, 4) + b"4919" + bytes([len(label)]) + label)
+    cblob_v1 = cbody + h(cfk, dev_id + cbody)[:16]
+    # Format 2: the same, then the host and one 10x2 label bitmap (2 bytes a row).
+    host = b"m.mcode.cn"
+    art = bytes.fromhex("ffc0a580")
+    cbody = (struct.pack(">BIHHBIbB", 2, 3, 3, 4, 2, 60, -4, 4) + b"4919" + bytes([len(label)]) + label
+             + bytes([len(host)]) + host + b"\x01" + struct.pack(">BHH", 1, 10, 2) + art)
     cblob = cbody + h(cfk, dev_id + cbody)[:16]
     out = {
         "device_key": dev_key.hex(), "device_id": dev_id.hex(), "gateway_id": gw_id.hex(),
@@ -48,7 +54,8 @@ def main() -> None:
         "ack_command": {"nonce": nonce.hex(), "ctr": 5, "through": 42, "hex": frame.hex()},
         "config_key": cfk.hex(),
         "config": {"version": 3, "base": "4919", "slot": 3, "slots": 4, "digits": 2, "period": 60,
-                   "label": "Oat milk 1L", "tx_power": -4, "hex": cblob.hex()},
+                   "label": "Oat milk 1L", "tx_power": -4, "host": host.decode(),
+                   "art": [[1, 10, 2, art.hex()]], "hex": cblob.hex(), "hex_v1": cblob_v1.hex()},
     }
     Path(__file__).with_name("vectors.json").write_text(json.dumps(out, indent=1) + "\n")
 

@@ -124,7 +124,8 @@ def test_the_cloud_cannot_sign_a_config_the_gateway_would_refuse(cloud: Ed25519P
 
 def test_full_size_config_fits(cloud: Ed25519PrivateKey) -> None:
     """MAX_DEVICES devices, each with a longest config write, stay under MAX_PAYLOAD."""
-    s = devconfig.Settings(2**32 - 1, "9" * devconfig.MAX_BASE, 0, 1, 9, 60, "x" * devconfig.MAX_LABEL, 9)
+    s = devconfig.Settings(2**32 - 1, "9" * devconfig.MAX_BASE, 0, 1, 9, 60, "x" * devconfig.MAX_LABEL, 9,
+                           "h" * 7)  # the rest of a BLE write
     big = devconfig.seal(HmacKey(bytes(32)), DEV, s)
     assert len(big) == devconfig.MAX_LEN
     c = GwConfig(GW, 1, 1, tuple(DeviceEntry(i.to_bytes(8, "big"), bytes(32), big)
