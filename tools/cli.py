@@ -120,6 +120,25 @@ def flash(port: Annotated[str, typer.Argument(help="serial port, e.g. /dev/ttyAC
 
 @app.command()
 @handled
+def merge(board: Annotated[str, typer.Option(help="hardware/boards profile")],
+          image: Annotated[Path, typer.Option(help="stock MicroPython .bin for the board's chip")],
+          out: Annotated[Path, typer.Option("--out", "-o", help="the merged image")] =
+          Path("mcode-flash.bin")) -> None:
+    """One image for the whole flash: stock MicroPython plus the firmware's ROMFS partition
+    (esptool merge-bin). Flash it with esptool write-flash at the chip's boot offset."""
+    from tools.flashing import build_for, mcu, merge_image
+
+    _board_check(board)
+    if not image.is_file():
+        raise ToolError(_("No such file: {path}").format(path=image), BAD_INPUT)
+    with tempfile.TemporaryDirectory() as work:
+        fw = build_for(board, False, Path(work) / "firmware")
+        merge_image(image, fw / ROMFS, mcu(board), out)
+    Console().print(_("Image written: {path}").format(path=out))
+
+
+@app.command()
+@handled
 def provision(port: Annotated[str, typer.Argument(help="serial port")],
               board: Annotated[str, typer.Option(help="hardware/boards profile")],
               location: Annotated[str, typer.Option(help="location id or name")],

@@ -101,7 +101,7 @@ def write_hardware(port: str, stock: Path, romfs: Path, chip: str) -> None:
 def check_board(info: BoardInfo, board: str) -> boards.Profile:
     """The profile named by --board, if this device can be it; else a WRONG_BOARD error."""
     profile = boards.validate(boards.profile_path(board))
-    want = _mcu(board)
+    want = mcu(board)
     if info.chip != want:
         raise ToolError(_("Wrong board: {board} is an {want}, but the device on this port is an {chip}. "
                           "Pick the profile for this device (mcode tools boards).")
@@ -109,7 +109,7 @@ def check_board(info: BoardInfo, board: str) -> boards.Profile:
     return profile
 
 
-def _mcu(board: str) -> str:
+def mcu(board: str) -> str:
     import json
 
     return str(json.loads(boards.profile_path(board).read_text()).get("mcu", ""))
@@ -118,7 +118,7 @@ def _mcu(board: str) -> str:
 def build_for(board: str, virtual: bool, out: Path) -> Path:
     """The firmware for this board, with its ROMFS image: for the virtual board's x64 interpreter,
     or for the chip's architecture."""
-    arch = build.HOST_ARCH if virtual else CHIPS[_mcu(board)][2]
+    arch = build.HOST_ARCH if virtual else CHIPS[mcu(board)][2]
     build.build(out, arch, board=board)
     build.romfs_for(out)
     return out
@@ -146,7 +146,7 @@ def flash(port: str, board: str, work: Path, progress: Progress, image: Path | N
         if not image.is_file():
             raise ToolError(_("No such file: {path}").format(path=image), BAD_INPUT)
         out = build_for(board, False, work / "firmware")
-        write_hardware(port, image, out / build.ROMFS, _mcu(board))
+        write_hardware(port, image, out / build.ROMFS, mcu(board))
     with Link(port) as link:
         info = link.probe()
         check_board(info, board)

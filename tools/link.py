@@ -110,7 +110,7 @@ class Link:
         except TransportExecError as e:
             raise ToolError(_("The device failed: {error}").format(
                 error=e.error_output.strip().splitlines()[-1]), 1) from None
-        except TransportError as e:
+        except (TransportError, OSError) as e:  # pyserial's SerialException is an OSError
             raise ToolError(_("Lost the device on {port}: {error}. Check the cable.").format(
                 port=self.port, error=e), PORT) from None
 
@@ -124,7 +124,7 @@ class Link:
     def write(self, path: str, data: bytes, progress: Any = None) -> None:
         try:
             self.t.fs_writefile(path, data, progress_callback=progress)
-        except TransportError as e:
+        except (TransportError, OSError) as e:
             raise ToolError(_("Lost the device on {port}: {error}. Check the cable.").format(
                 port=self.port, error=e), PORT) from None
 
@@ -156,7 +156,7 @@ class Link:
         """A hard reset (machine.reset()): the firmware boots again. Closes the link."""
         try:
             self.t.exec_raw_no_follow("import machine; machine.reset()")
-        except TransportError:
+        except (TransportError, OSError):
             pass
         try:
             self.t.close()
