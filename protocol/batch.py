@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from protocol.errors import ReasonError
 from protocol.record import RECORD_LEN
 
+HOST_ONLY = True  # never shipped to a device (tools/build.py reads this)
+
 ENVELOPE_VERSION = 1
 SIG_CONTEXT = b"mcode/v0/batch"
 MAX_PAYLOAD = 256 * 1024  # bytes on the wire; the cloud quarantines anything larger

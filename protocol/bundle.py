@@ -21,6 +21,8 @@ from typing import Any
 from protocol.errors import ReasonError
 from protocol.merkle import HASH_LEN
 
+HOST_ONLY = True  # never shipped to a device (tools/build.py reads this)
+
 FORMAT = "mcode-proof-bundle/v1"
 MAX_BUNDLE = 16 * 1024 * 1024
 MAX_LINKS = 10_000

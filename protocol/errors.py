@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+HOST_ONLY = True  # never shipped to a device (tools/build.py reads this)
+
 
 class ReasonError(ValueError):
     """Input that cannot be accepted; `reason` is a stable code (for quarantine, logs, reports),

@@ -32,6 +32,8 @@ from protocol.batch import TOPIC_ROOT
 from protocol.errors import ReasonError
 from protocol.keys import ID_LEN
 
+HOST_ONLY = True  # never shipped to a device (tools/build.py reads this)
+
 ENVELOPE_VERSION = 1
 SIG_CONTEXT = b"mcode/v0/gwconfig"
 REPORT_CONTEXT = b"mcode/v0/gwreport"

@@ -7,6 +7,8 @@
 # adding a figure is compatible; changing one's meaning bumps "v".
 import json
 
+HOST_ONLY = True  # never shipped to a device (tools/build.py reads this)
+
 VERSION = 1
 ONLINE = "online"
 OFFLINE = "offline"

@@ -20,6 +20,8 @@ import cbor2
 from protocol.errors import ReasonError
 from protocol.merkle import leaf_hash
 
+HOST_ONLY = True  # never shipped to a device (tools/build.py reads this)
+
 VERSION = 1
 BATCH, GATEWAY, ENTRY, SHARE, ORDER, POSTING = "batch", "gateway", "entry", "share", "order", "posting"
 POSTING_KINDS = ("order", "refund", "settlement")

@@ -13,6 +13,8 @@
 # Plain Python on hashlib only: it also runs under MicroPython (tests/protocol/test_merkle.py).
 import hashlib
 
+HOST_ONLY = True  # never shipped to a device (tools/build.py reads this)
+
 HASH_LEN = 32
 _LEAF = b"\x00"
 _NODE = b"\x01"

@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from protocol.errors import ReasonError
 from protocol.merkle import EMPTY_ROOT, HASH_LEN
 
+HOST_ONLY = True  # never shipped to a device (tools/build.py reads this)
+
 ED25519 = 0x01
 COSIGNATURE_V1 = 0x04
 DASH = "\u2014"

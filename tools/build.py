@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import hashlib
 import io
@@ -20,7 +21,6 @@ ARCH = "xtensawin"  # ESP32, ESP32-S3 (the ESP32-C3 is RISC-V: rv32imc)
 # mpy-cross 1.29's -march values
 ARCHES = ("x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensa",
           "xtensawin", "rv32imc", "rv64imc")
-HOST_ONLY = {"batch.py", "errors.py", "gwconfig.py", "health.py"}  # protocol modules the device never imports
 
 
 @dataclass(frozen=True)
@@ -37,13 +37,23 @@ def mpy_cross_exe() -> str:
     return exe
 
 
+def host_only(src: Path) -> bool:
+    """A protocol module that says `HOST_ONLY = True` at its top level is never shipped to a device:
+    the one place that says which modules are host-only is each module itself."""
+    for node in ast.parse(src.read_text(), str(src)).body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.value, ast.Constant)
+                and getattr(node.targets[0], "id", None) == "HOST_ONLY"):
+            return node.value.value is True
+    return False
+
+
 def device_sources() -> list[tuple[Path, Path]]:
     """(source, path on the device's filesystem) for every file flashed."""
     out: list[tuple[Path, Path]] = []
     for src in sorted((ROOT / "firmware").rglob("*.py")):
         out.append((src, src.relative_to(ROOT / "firmware")))
     for src in sorted((ROOT / "protocol").glob("*.py")):
-        if src.name not in HOST_ONLY:
+        if not host_only(src):
             out.append((src, Path("protocol") / src.name))
     return out
 
