@@ -6,14 +6,16 @@ The lead mounts `app` into the top-level command: `app.add_typer(gateway.cli.app
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import gettext
 import json
 import logging
 import sys
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -29,16 +31,38 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="gateway.toml")]
 EXIT_CONFIG = 2  # a bad config or a spool this version must not open: fix it, restarting won't
 
 
+LOCALES = Path(__file__).resolve().parent / "locale"
+
+
+def _(message: str) -> str:
+    """zh-CN or en by LANGUAGE / LC_ALL / LC_MESSAGES / LANG (gateway/locale, stdlib gettext)."""
+    return gettext.translation("mcode-gateway", str(LOCALES), fallback=True).gettext(message)
+
+
 def _fail(msg: str, code: int = EXIT_CONFIG) -> typer.Exit:
-    typer.echo(f"error: {msg}", err=True)
+    typer.echo(f"{_('error')}: {msg}", err=True)
     return typer.Exit(code)
+
+
+def _key_check(cfg: gconfig.GatewayConfig) -> None:
+    """A missing or unreadable key file, said with how to make one (not a traceback)."""
+    path = cfg.private_key_path
+    if not path.exists():
+        raise _fail(_("no gateway key at {path}. Make one: mcode gateway keygen {path} ; then give the "
+                      "public key it prints to the cloud's admin (POST /admin/gateways with gateway_id "
+                      "and public_key).").format(path=path))
+    try:
+        cfg.load_private_key()
+    except (OSError, ValueError, gconfig.ConfigError) as e:
+        raise _fail(_("the gateway key {path} cannot be used: {error}. Make a new one: mcode gateway "
+                      "keygen {path} --force").format(path=path, error=e)) from None
 
 
 def _config(path: Path) -> gconfig.GatewayConfig:
     try:
         return gconfig.load(path)
     except FileNotFoundError:
-        raise _fail(f"no config at {path}") from None
+        raise _fail(_("no config at {path}").format(path=path)) from None
     except (gconfig.ConfigError, ValueError) as e:  # tomllib.TOMLDecodeError is a ValueError
         raise _fail(f"{path}: {e}") from None
 
@@ -52,15 +76,42 @@ def _open_spool(cfg: gconfig.GatewayConfig) -> Spool:
                      max_bytes=sc.max_bytes or None, warn_fraction=sc.warn_fraction,
                      keep_confirmed=sc.keep_confirmed, create=False)
     except FileNotFoundError:
-        raise _fail(f"no spool at {cfg.spool_path} (has the gateway run with this config?)", 1) from None
+        raise _fail(_("no spool at {path} (has the gateway run with this config?)").format(
+            path=cfg.spool_path), 1) from None
     except SpoolSchemaError as e:
         raise _fail(str(e)) from None
 
 
-def _ts(t: float | None) -> str:
+def _ago(t: float | None, now: float) -> str:
+    """A time as how long ago it was: 12 s ago, 3 min ago, 2 h ago, 4 d ago."""
     if t is None:
         return "-"
-    return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")
+    s = max(0.0, now - t)
+    for limit, unit, msg in ((120, 1, _("{n} s ago")), (7200, 60, _("{n} min ago")),
+                             (172800, 3600, _("{n} h ago"))):
+        if s < limit:
+            return msg.format(n=int(s // unit))
+    return _("{n} d ago").format(n=int(s // 86400))
+
+
+def _v(x: object) -> str:
+    return "-" if x is None else str(x)
+
+
+def _label(dev_hex: str) -> str:
+    """The name the device advertises (mc- and the id's last 4 hex digits, as the cloud names it)."""
+    return "mc-" + dev_hex[-4:]
+
+
+def _vertical(t: Table) -> Table:
+    """A one-row table turned on its side (name, value), so it fits an 80-column terminal."""
+    v = Table(title=_(str(t.title or "")), show_header=False, box=box.SIMPLE, pad_edge=False)
+    v.add_column(no_wrap=True, style="bold")
+    v.add_column(overflow="fold")
+    for col in t.columns:
+        for cell in col.cells:
+            v.add_row(_(str(col.header)), cell)
+    return v
 
 
 @app.command()
@@ -77,10 +128,11 @@ def run(config: ConfigOpt = Path("gateway.toml"),
         raise _fail(f"--log-format must be one of {', '.join(glogs.FORMATS)}")
     glogs.setup(log_format, logging.DEBUG if verbose else logging.INFO)
     cfg = _config(config)
+    _key_check(cfg)
     try:
         gw = Gateway(cfg, collect=not no_ble)
     except SpoolSchemaError as e:
-        logging.getLogger("gateway").error("%s", e)
+        logging.getLogger(__name__).error("%s", e)
         raise _fail(str(e)) from None
     asyncio.run(run_until_signal(gw))
 
@@ -105,47 +157,57 @@ def status(config: ConfigOpt = Path("gateway.toml"),
                                        "published_at": p.published_at, "attempts": p.attempts}
                                       for p in pending]}, indent=2))
         return
-    con = Console()
+    _print_status(cfg, over, devs, cursors, backlog, counts, pending)
+
+
+def _print_status(cfg: gconfig.GatewayConfig, over: dict[str, Any], devs: dict[str, Any],
+                  cursors: dict[str, Any], backlog: dict[str, int], counts: Any, pending: list[Any]) -> None:
+    """Every table fits 80 columns: the overview on its side, times relative, devices by name."""
+    con, now = Console(), time.time()
     for table in status_view.overview(cfg.gateway_hex, f"{cfg.mqtt.host}:{cfg.mqtt.port}", over):
-        con.print(table)
-    t = Table(title=f"gateway {cfg.gateway_hex}: devices")
-    t.add_column("device", no_wrap=True, min_width=16)
-    for col in ("last seen", "last ok", "head", "acked", "on device", "cursor", "in spool",
-                "failures", "last error"):
-        t.add_column(col)
+        con.print(_vertical(table))
+    t = Table(title=_("devices"), box=box.SIMPLE, pad_edge=False)
+    for col in (_("device"), _("seen"), _("ok"), _("acked/head"), _("on device"), _("spool"), _("fail")):
+        t.add_column(col, no_wrap=True)
+    errors = []
     for d in cfg.devices:
         st = devs.get(d.hex, {})
-        t.add_row(d.hex, _ts(st.get("last_seen")), _ts(st.get("last_ok")), str(st.get("head_seq", "-")),
-                  str(st.get("acked_seq", "-")), str(st.get("backlog", "-")), str(cursors.get(d.hex, "-")),
-                  str(backlog.get(d.hex, 0)), str(st.get("failures", 0)), st.get("last_error") or "")
+        t.add_row(_label(d.hex), _ago(st.get("last_seen"), now), _ago(st.get("last_ok"), now),
+                  f"{_v(st.get('acked_seq'))}/{_v(st.get('head_seq'))}", _v(st.get("backlog")),
+                  str(backlog.get(d.hex, 0)), str(st.get("failures", 0)))
+        if st.get("last_error"):
+            errors.append(f"{_label(d.hex)} {d.hex}: {st['last_error']}")
     con.print(t)
-    h_tab = Table(title="devices: radio, clock and log health")
-    h_tab.add_column("device", no_wrap=True, min_width=16)
-    for col in ("rssi dBm", "battery", "fw", "clock offset ms", "dropped", "seq gaps"):
-        h_tab.add_column(col)
+    for e in errors:
+        con.print(e, style="red", markup=False)
+    h = Table(title=_("radio, clock and log health"), box=box.SIMPLE, pad_edge=False)
+    for col in (_("device"), "RSSI", _("battery"), "fw", _("clock ms"), _("dropped"), _("gaps")):
+        h.add_column(col, no_wrap=True)
     for d in cfg.devices:
         st = devs.get(d.hex, {})
         bat = st.get("battery_low")
-        h_tab.add_row(d.hex, str(st.get("rssi") if st.get("rssi") is not None else "-"),
-                      "-" if bat is None else ("LOW" if bat else "ok"), str(st.get("fw") or "-"),
-                      "-" if st.get("clock_offset_ms") is None else f"{st['clock_offset_ms']:+d}",
-                      str(st.get("dropped") if st.get("dropped") is not None else "-"),
-                      str(st.get("gaps") or 0))
-    con.print(h_tab)
-    s_tab = Table(title="spool")
-    for col in ("records", "unbatched", "oldest unbatched", "batches unconfirmed", "never published"):
-        s_tab.add_column(col)
-    s_tab.add_column("next bseq", no_wrap=True)
-    s_tab.add_row(str(counts.records), str(counts.unbatched), _ts(counts.oldest_unbatched),
-                  str(counts.batches), str(counts.unpublished), str(counts.next_bseq))
-    con.print(s_tab)
+        h.add_row(_label(d.hex), str(st.get("rssi") if st.get("rssi") is not None else "-"),
+                  "-" if bat is None else (_("LOW") if bat else "ok"), str(st.get("fw") or "-"),
+                  "-" if st.get("clock_offset_ms") is None else f"{st['clock_offset_ms']:+d}",
+                  str(st.get("dropped") if st.get("dropped") is not None else "-"), str(st.get("gaps") or 0))
+    con.print(h)
+    sp = Table(title=_("spool"), show_header=False, box=box.SIMPLE, pad_edge=False)
+    sp.add_column(no_wrap=True, style="bold")
+    sp.add_column()
+    for k, v in ((_("records"), counts.records), (_("unbatched"), counts.unbatched),
+                 (_("oldest unbatched"), _ago(counts.oldest_unbatched, now)),
+                 (_("batches unconfirmed"), counts.batches), (_("never published"), counts.unpublished),
+                 (_("next bseq"), counts.next_bseq)):
+        sp.add_row(k, str(v))
+    con.print(sp)
     if pending:
-        b_tab = Table(title="unconfirmed batches (oldest 20)")
-        for col in ("bseq", "records", "created", "last published", "attempts"):
-            b_tab.add_column(col)
+        b = Table(title=_("unconfirmed batches (oldest 20)"), box=box.SIMPLE, pad_edge=False)
+        for col in ("bseq", _("records"), _("created"), _("published"), _("attempts")):
+            b.add_column(col, no_wrap=True)
         for p in pending[:20]:
-            b_tab.add_row(str(p.bseq), str(p.n_records), _ts(p.created), _ts(p.published_at), str(p.attempts))
-        con.print(b_tab)
+            b.add_row(str(p.bseq), str(p.n_records), _ago(p.created, now), _ago(p.published_at, now),
+                      str(p.attempts))
+        con.print(b)
 
 
 @app.command()
@@ -191,4 +253,6 @@ def keygen(out: Annotated[Path, typer.Argument(help="where to write the PEM priv
 @app.command()
 def pubkey(config: ConfigOpt = Path("gateway.toml")) -> None:
     """Print the configured gateway key's public half in hex."""
-    typer.echo(gconfig.public_hex(_config(config).load_private_key()))
+    cfg = _config(config)
+    _key_check(cfg)
+    typer.echo(gconfig.public_hex(cfg.load_private_key()))
