@@ -9,6 +9,9 @@ and the excess joins the remainder. The formulas and their guarantees are in doc
 
 from __future__ import annotations
 
+import fractions
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -29,6 +32,13 @@ BP = 10_000  # basis points in a whole
 MAX_DEPTH = 10_000  # far beyond any real chain (orders bound chains at 1000); bounds a preview's work
 MAX_LEVELS = 100
 MAX_DENOMINATOR = 10**6  # a and b are exact fractions; this keeps their arithmetic small
+# Parameters are matched against these before any arithmetic: Fraction("1e-15000000") builds a
+# 15-million-digit integer (seconds of CPU, issue 12), so text never reaches Fraction unless short
+# and plain. A decimal or a ratio of at most 7 digits each side covers every denominator allowed.
+_NUMBER_TEXT = re.compile(r"\s*(?:[0-9]{1,7}(?:\.[0-9]{1,7})?|[0-9]{1,7}/[0-9]{1,7})\s*")
+_NUMBER_TEXT_MAX = 32
+_LEVEL_TEXT = re.compile(r"\s*[0-9]{1,5}\s*")
+_LEVELS_TEXT_MAX = MAX_LEVELS * 8
 DEFAULT_LEVELS_BP = (1000, 200, 100)  # 10 % / 2 % / 1 %
 DEFAULT_A = Fraction(3, 10)
 DEFAULT_B = Fraction(1, 2)
@@ -67,30 +77,47 @@ def _check_int(name: str, v: object, lo: int = 0, hi: int | None = None) -> int:
 def parse_levels_bp(v: object) -> tuple[int, ...]:
     """Levels in basis points, from a sequence of ints or a string like "1000,200,100"."""
     if isinstance(v, str):
-        try:
-            items: Sequence[object] = [int(x) for x in v.split(",") if x.strip()]
-        except ValueError:
-            raise ValueError(f"levels_bp must be comma-separated integers, got {v!r}") from None
+        parts = v.split(",", MAX_LEVELS + 1) if len(v) <= _LEVELS_TEXT_MAX else None
+        if parts is None or not all(_LEVEL_TEXT.fullmatch(x) or not x.strip() for x in parts):
+            raise ValueError(f"levels_bp must be comma-separated integers, got {v[:40]!r}")
+        items: Sequence[object] = [int(x) for x in parts if x.strip()]
     elif isinstance(v, Sequence):
         items = v
     else:
-        raise ValueError(f"levels_bp must be a list of integers, got {v!r}")
+        raise ValueError(f"levels_bp must be a list of integers, got {str(v)[:40]!r}")
+    if not 1 <= len(items) <= MAX_LEVELS:
+        raise ValueError(f"levels_bp needs 1 to {MAX_LEVELS} levels, got {len(items)}")
     levels = tuple(_check_int("each level", x, 0, BP) for x in items)
-    if not 1 <= len(levels) <= MAX_LEVELS:
-        raise ValueError(f"levels_bp needs 1 to {MAX_LEVELS} levels, got {len(levels)}")
     if sum(levels) > BP:
         raise ValueError(f"levels_bp sum to {sum(levels)} bp, more than the whole pool ({BP} bp)")
     return levels
 
 
 def parse_fraction(name: str, v: object) -> Fraction:
-    """An exact fraction from "0.3", "3/10", an int or a Fraction (floats go through their repr)."""
-    if isinstance(v, bool) or not isinstance(v, str | int | float | Fraction):
-        raise ValueError(f"{name} must be a number, got {v!r}")
-    try:
-        f = Fraction(str(v)) if not isinstance(v, Fraction) else v
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"{name} must be a number like 0.3 or 3/10, got {v!r}") from None
+    """An exact fraction from "0.3", "3/10", an int or a Fraction (floats go through their repr).
+    Text must be a plain decimal or ratio (no exponent, at most 7 digits a side) and numbers must be
+    small before any arithmetic, so a hostile value costs nothing (docs/security.md)."""
+    fine = f"{name} must be a number like 0.3 or 3/10"
+    # fractions.Fraction for the type test, Fraction (a name tests may watch) for construction
+    if isinstance(v, bool) or not isinstance(v, str | int | float | fractions.Fraction):
+        raise ValueError(f"{fine}, got {str(v)[:40]!r}")
+    if isinstance(v, fractions.Fraction):
+        f = v
+    elif isinstance(v, int):
+        if not -MAX_DENOMINATOR <= v <= MAX_DENOMINATOR:
+            raise ValueError(f"{name} is out of range")
+        f = Fraction(v)
+    elif isinstance(v, float):
+        if not math.isfinite(v):  # repr of a finite float is at most ~24 characters
+            raise ValueError(f"{fine}, got {v!r}")
+        f = Fraction(repr(v))
+    else:
+        if len(v) > _NUMBER_TEXT_MAX or not _NUMBER_TEXT.fullmatch(v):
+            raise ValueError(f"{fine}, got {v[:40]!r}")
+        try:
+            f = Fraction(v)
+        except ZeroDivisionError:
+            raise ValueError(f"{fine}, got {v!r}") from None
     if f.denominator > MAX_DENOMINATOR:
         raise ValueError(f"{name} is too fine: denominator above {MAX_DENOMINATOR}")
     return f
