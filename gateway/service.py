@@ -14,8 +14,10 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from gateway.collector import Collector
@@ -198,3 +200,35 @@ async def run_until_signal(gw: Gateway) -> None:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+EXIT_CONFIG = 2  # a bad config or a spool this version must not open: fix it, restarting won't
+
+
+def serve(config: Path, collect: bool = True, verbose: bool = False, log_format: str = "text") -> int:
+    """`run`'s whole job: logging, config, Gateway, until SIGTERM/SIGINT. Returns the exit code;
+    a bad config or spool is said on stderr in one line (EXIT_CONFIG), never a traceback."""
+    from gateway import config as gconfig
+    from gateway import logs as glogs
+    from gateway.spool import SpoolSchemaError
+
+    if log_format not in glogs.FORMATS:
+        print(f"error: --log-format must be one of {', '.join(glogs.FORMATS)}", file=sys.stderr)
+        return EXIT_CONFIG
+    glogs.setup(log_format, logging.DEBUG if verbose else logging.INFO)
+    try:
+        cfg = gconfig.load(config)
+    except FileNotFoundError:
+        print(f"error: no config at {config}", file=sys.stderr)
+        return EXIT_CONFIG
+    except (gconfig.ConfigError, ValueError) as e:  # tomllib.TOMLDecodeError is a ValueError
+        print(f"error: {config}: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        gw = Gateway(cfg, collect=collect)
+    except SpoolSchemaError as e:
+        log.error("%s", e)
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    asyncio.run(run_until_signal(gw))
+    return 0

@@ -15,7 +15,9 @@ would hold back for the peer's delayed ACK (about 40 ms a round trip on Linux). 
 topic carries protocol.health: online with health figures on every connect and every
 `status_interval_s` (from `pump`), b"offline" as the last will and on a clean stop.
 
-Threads: paho callbacks run on its network thread; `pump()` may be called from any thread.
+Threads: paho callbacks run on its network thread; acks are decoded there and applied on the ack
+thread, a burst of them in one spool transaction (`Spool.confirm_many`) followed by one `pump()`,
+so paho keeps reading and writing the socket meanwhile. `pump()` may be called from any thread.
 paho calls on_publish while holding its message lock, which `publish()` also takes, so
 on_publish must never wait for `_lock` (held by pump around publish): it takes `_mid_lock` only.
 """
@@ -23,6 +25,7 @@ on_publish must never wait for `_lock` (held by pump around publish): it takes `
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import socket
 import ssl
@@ -30,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -47,6 +51,7 @@ log = logging.getLogger(__name__)
 
 OFFLINE = health.OFFLINE_PAYLOAD
 _STATUS = -1  # _mids value for a status message
+ACK_GROUP = 64  # acks confirmed in one spool transaction at most
 
 
 @dataclass
@@ -119,6 +124,9 @@ class Uplink:
         self._connected = threading.Event()
         self._subscribed = threading.Event()
         self._stopping = False
+        # Acks go from paho's thread to the ack thread: (bseq, ack, monotonic arrival), None to end.
+        self._acks: queue.SimpleQueue[tuple[int, dict[str, object], float] | None] = queue.SimpleQueue()
+        self._ack_thread: threading.Thread | None = None
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"gw-{gateway_hex}",
                                   protocol=mqtt.MQTTv5)
         c = self.client
@@ -151,6 +159,10 @@ class Uplink:
         props.SessionExpiryInterval = self.cfg.session_expiry_s
         self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive,
                                   clean_start=False, properties=props)
+        if self._ack_thread is None:
+            self._ack_thread = threading.Thread(target=self._ack_loop, name=f"acks-{self.gateway_hex}",
+                                                daemon=True)
+            self._ack_thread.start()
         self.client.loop_start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -165,6 +177,10 @@ class Uplink:
                 log.warning("offline status not sent: %s", e)
         self.client.disconnect()
         self.client.loop_stop()
+        if self._ack_thread is not None:  # apply the acks already received: fewer resends next time
+            self._acks.put(None)
+            self._ack_thread.join(timeout)
+            self._ack_thread = None
 
     @property
     def connected(self) -> bool:
@@ -402,37 +418,72 @@ class Uplink:
         if msg.topic != self.ack_topic:
             return
         try:
-            self._handle_ack(bytes(msg.payload))
-        except Exception:  # spool trouble: the batch stays, is resent, and the cloud acks again
+            ack = self._decode_ack(bytes(msg.payload))
+        except Exception:  # never let a bad ack take paho's thread down
             log.exception("ack on %s not handled", msg.topic)
+            return
+        if ack is not None:
+            self._acks.put((int(ack["bseq"]), ack, time.monotonic()))
 
-    def _handle_ack(self, payload: bytes) -> None:
+    def _decode_ack(self, payload: bytes) -> dict[str, Any] | None:
+        """The ack, or None (counted and logged) when it is malformed or its status unknown."""
         try:
             ack = pbatch.decode_ack(payload)
         except Exception as e:  # cbor2 raises several types on garbage
             self.stats.acks_malformed += 1
             log.error("malformed ack on %s: %s", self.ack_topic, e)
-            return
-        bseq = int(ack["bseq"])
+            return None
         status = ack.get("status")
         if status not in (pbatch.ACK_STORED, pbatch.ACK_QUARANTINED):
             self.stats.acks_other += 1
-            log.warning("ack for batch %d with unknown status %r: keeping the batch", bseq, status)
-            return
+            log.warning("ack for batch %d with unknown status %r: keeping the batch", ack["bseq"], status)
+            return None
+        return ack
+
+    # -- the ack thread: acks applied to the spool in groups, off paho's network thread -------
+
+    def _ack_loop(self) -> None:
+        while (item := self._acks.get()) is not None:
+            group, last = [item], False
+            while len(group) < ACK_GROUP:  # whatever else has arrived, never waiting for more
+                try:
+                    more = self._acks.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    last = True
+                    break
+                group.append(more)
+            try:
+                self._apply_acks(group)
+            except Exception:  # spool trouble: the batches stay, are resent, and the cloud acks again
+                log.exception("%d acks on %s not applied", len(group), self.ack_topic)
+            if last:
+                return
+
+    def _apply_acks(self, group: list[tuple[int, dict[str, object], float]]) -> None:
+        """Confirm a group of acks in one spool transaction, then refill the window."""
         # Under _lock, so pump never publishes a batch between its confirm and its in-flight entry's removal.
         with self._lock:
-            n = self.spool.confirm(bseq, str(status), stored=_count(ack.get("stored")),
-                                   dup=_count(ack.get("dup")), rej=_count(ack.get("rej")))
-            self._inflight.pop(bseq, None)
-            self.window.acked(bseq, time.monotonic())
+            deleted = self.spool.confirm_many([
+                (bseq, str(a["status"]), _count(a.get("stored")), _count(a.get("dup")), _count(a.get("rej")))
+                for bseq, a, _ in group])
+            for bseq, _, t in group:
+                self._inflight.pop(bseq, None)
+                self.window.acked(bseq, t)
             self.stats.window = self.window.size
             rtt = self.window.last_rtt
             self.stats.window_rtt_ms = None if rtt is None else round(rtt * 1000, 2)
+        for (bseq, ack, _), n in zip(group, deleted, strict=True):
+            self._count_ack(bseq, ack, n)
+        self.pump()
+
+    def _count_ack(self, bseq: int, ack: dict[str, object], n: int) -> None:
         self.stats.confirmed_records += n
         if bseq >= 0:
             last = self.stats.last_confirmed_bseq
             self.stats.last_confirmed_bseq = bseq if last is None else max(last, bseq)
-        if status == pbatch.ACK_STORED:
+        if ack.get("status") == pbatch.ACK_STORED:
             self.stats.confirmed += 1
             log.debug("batch %d stored by the cloud (%s new, %s dup, %s rejected); %d deleted", bseq,
                       ack.get("stored"), ack.get("dup"), ack.get("rej"), n)
@@ -444,4 +495,3 @@ class Uplink:
                       "the cloud keeps them with the reason)", bseq, ack.get("reason"), n)
         if self.on_ack is not None:
             self.on_ack(bseq, ack)
-        self.pump()

@@ -125,6 +125,7 @@ class Broker:
     tls: BrokerTls | None = None
     tls_port: int = 0
     autosave_interval: int = 1
+    tcp_nodelay: bool = True  # False only to measure what Nagle costs (benchmarks/end_to_end.py --nagle)
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -155,7 +156,7 @@ class Broker:
             "max_inflight_messages 100\n"
             # Nagle would hold each small PUBLISH/PUBACK back for the peer's delayed ACK (about
             # 40 ms a round trip); Mosquitto leaves it on unless told.
-            "set_tcp_nodelay true\n"
+            f"set_tcp_nodelay {'true' if self.tcp_nodelay else 'false'}\n"
             "log_dest stderr\n"
             "log_type error\nlog_type warning\n"
             + self._tls_listener()
