@@ -101,6 +101,22 @@ class SerialBoard:
         if self._log is not None:
             self._log.close()
 
+    def peek(self, name: str) -> bytes | None:
+        """A file on the board's flash, read from a copy of the image by the unix port (littlefs is
+        copy-on-write, so a copy is a consistent snapshot); the board notices nothing, as a
+        person reading its display does not. None if there is no such file."""
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            img = Path(tmp) / "flash.bin"
+            shutil.copyfile(self.state / "flash.bin", img)
+            exe = Path(sys.executable).with_name("micropython")
+            out = subprocess.run([str(exe), str(Path(__file__).parent / "mp" / "readfile.py"), str(img),
+                                  str(FLASH_BLOCKS), name], capture_output=True, text=True, timeout=30)
+        text = out.stdout.strip()
+        return None if out.returncode or text in ("", "-") else bytes.fromhex(text)
+
     def mac(self) -> str:
         """The board's BLE address, drawn once and kept with its flash (an eFuse MAC)."""
         p = self.state / "mac"

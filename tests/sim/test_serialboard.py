@@ -99,3 +99,11 @@ def test_unknown_board_is_refused(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-m", "sim.serialboard", "--board", "nope", "--dir", str(tmp_path)],
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 2 and "no board profile 'nope'" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_peek_reads_the_flash_without_disturbing_the_board(board: SerialBoard) -> None:
+    mpremote(board.port, "exec", "with open('display.txt', 'w') as f: f.write('4919-27')")
+    boots = board.boots
+    assert board.peek("display.txt") == b"4919-27"
+    assert board.peek("nope.txt") is None
+    assert board.boots == boots
