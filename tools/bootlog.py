@@ -47,18 +47,24 @@ def lines(port: str, seconds: float | None,
         s = serial.Serial(port, 115200, timeout=0.2, exclusive=True)
     except (serial.SerialException, OSError):
         raise port_problem(port) from None
+    with s:
+        yield from follow(s, port, seconds, stop)
+
+
+def follow(s: serial.Serial, port: str, seconds: float | None,
+           stop: Callable[[Line], bool] = lambda _l: False) -> Iterator[Line]:
+    """Lines from an open port (kept open across a reset, so the boot's first lines are seen)."""
     end = None if seconds is None else time.monotonic() + seconds
     buf = b""
-    with s:
-        while end is None or time.monotonic() < end:
-            try:
-                chunk = s.read(s.in_waiting or 1)
-            except (serial.SerialException, OSError):
-                raise port_problem(port) from None
-            buf += chunk
-            while b"\n" in buf:
-                raw, buf = buf.split(b"\n", 1)
-                line = classify(raw.decode(errors="replace").rstrip("\r"))
-                yield line
-                if stop(line):
-                    return
+    while end is None or time.monotonic() < end:
+        try:
+            chunk = s.read(s.in_waiting or 1)
+        except (serial.SerialException, OSError):
+            raise port_problem(port) from None
+        buf += chunk
+        while b"\n" in buf:
+            raw, buf = buf.split(b"\n", 1)
+            line = classify(raw.decode(errors="replace").rstrip("\r"))
+            yield line
+            if stop(line):
+                return

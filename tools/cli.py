@@ -205,9 +205,18 @@ def verify(port: Annotated[str, typer.Argument(help="serial port")]) -> None:
 @app.command()
 @handled
 def monitor(port: Annotated[str, typer.Argument(help="serial port")],
-            seconds: Annotated[float | None, typer.Option(help="stop after this long")] = None) -> None:
+            seconds: Annotated[float | None, typer.Option(help="stop after this long")] = None,
+            reset: Annotated[bool, typer.Option(help="reset the device first (machine.reset over the "
+                                                     "REPL) and show its boot")] = False) -> None:
     """The device's log, with reset causes decoded. Ctrl-C ends it."""
     con = Console()
+    if reset:
+        from tools.link import Link
+
+        with Link(port).reset_open() as s:
+            for line in bootlog.follow(s, port, seconds):
+                _print_line(con, line)
+        return
     for line in bootlog.lines(port, seconds):
         _print_line(con, line)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import serial
 from mpremote.transport import TransportError, TransportExecError
 from mpremote.transport_serial import SerialTransport
 
@@ -154,11 +155,18 @@ class Link:
 
     def reset(self) -> None:
         """A hard reset (machine.reset()): the firmware boots again. Closes the link."""
-        try:
-            self.t.exec_raw_no_follow("import machine; machine.reset()")
-        except (TransportError, OSError):
-            pass
+        self.reset_open()
         try:
             self.t.close()
         except Exception:  # noqa: BLE001
             pass
+
+    def reset_open(self) -> serial.Serial:
+        """A hard reset, the port left open to read the boot log (bootlog.follow); close it after."""
+        try:
+            self.t.exec_raw_no_follow("import machine; machine.reset()")
+        except (TransportError, OSError):
+            pass
+        self.t.in_raw_repl = False
+        self.t.serial.timeout = 0.2  # mpremote's is None: a read would wait for ever
+        return self.t.serial

@@ -77,9 +77,10 @@ def write_config(link: Link, cfg: dict[str, Any]) -> str:
     return want
 
 
-def watch_boot(port: str, device_id: str, seconds: float,
+def watch_boot(link: Link, device_id: str, seconds: float,
                on_line: Callable[[bootlog.Line], None]) -> BootReport:
-    """After a reset: the log until the device reports itself, trouble shows, or `seconds` pass.
+    """Reset the board and read its log, on the same open port so its first lines are seen, until
+    the device reports itself, trouble shows, or `seconds` pass.
     Then, if it printed no report, ask it over the REPL (this stops the firmware, so it is reset
     again afterwards) for the id in its config and the code on its display."""
     rep = BootReport(None, None)
@@ -97,8 +98,10 @@ def watch_boot(port: str, device_id: str, seconds: float,
             rep.device_id, rep.code = m.group(1), m.group(2)
         return bool(m) or len(rep.resets) > 1  # a second reset: a boot loop
 
-    for _line in bootlog.lines(port, seconds, stop):
-        pass
+    port = link.port
+    with link.reset_open() as s:
+        for _line in bootlog.follow(s, port, seconds, stop):
+            pass
     if trouble or len(rep.resets) > 1:
         raise ToolError(_("The device did not boot cleanly: {line}. Run: mcode tools monitor {port}")
                         .format(line=(trouble or rep.lines)[-1], port=port), CHECK_FAILED)
@@ -140,9 +143,7 @@ def provision(port: str, cloud: Cloud, board: str, location: str, campaign: str 
             save()
         entry["config_sha256"] = write_config(link, cfg)
         save()
-        link.reset()
-    time.sleep(0.2)
-    rep = watch_boot(port, cfg["device_id"], boot_s, on_line)
+        rep = watch_boot(link, cfg["device_id"], boot_s, on_line)
     entry.update(booted=True, code=rep.code, installed_at=time.strftime("%Y-%m-%d"))
     save()
     return entry

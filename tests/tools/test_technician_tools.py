@@ -35,7 +35,7 @@ def test_flash_provision_verify_monitor(board: SerialBoard, cloud: CloudFixture,
     r = tools("provision", board.port, "--board", BOARD, "--location", cloud.location, "--cloud", cloud.url,
               "--state", str(state), "--label", "shelf 3", key=cloud.tech_key)
     assert r.returncode == 0, r.stdout + r.stderr
-    print(r.stdout)
+    assert "reset: software reset" in r.stdout  # the boot watched after writing the config
     entry = next(iter(json.loads(state.read_text()).values()))
     dev_id = entry["device_id"]
     assert entry["booted"] and entry["location"] == cloud.location
@@ -47,13 +47,14 @@ def test_flash_provision_verify_monitor(board: SerialBoard, cloud: CloudFixture,
 
     r = tools("verify", board.port)
     assert r.returncode == 0, r.stdout + r.stderr
-    print(r.stdout)
     assert "FAIL" not in r.stdout and f"ok {dev_id} 4919" in r.stdout
 
     r = tools("monitor", board.port, "--seconds", "2")
     assert r.returncode == 0, r.stderr
-    print(r.stdout)
     assert "Traceback" not in r.stdout
+    r = tools("monitor", board.port, "--reset", "--seconds", "3", lang="zh_CN.UTF-8")
+    assert r.returncode == 0, r.stderr
+    assert "复位: 软件复位" in r.stdout and "rst:0xc (RTC_SW_CPU_RST)" in r.stdout, r.stdout
 
 
 def test_port_missing_or_busy_said_in_zh_and_en(board: SerialBoard, tmp_path: Path) -> None:
