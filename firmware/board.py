@@ -15,6 +15,7 @@ class Board:
         self.driver = str(disp.get("driver", "ssd1306"))
         self.width = int(disp.get("width", 128))
         self.height = int(disp.get("height", 64))
+        self.steps = int(disp.get("bar_steps", 0))  # the window bar's steps (0: none)
         self.buttons = d.get("buttons") or []
         self.battery = d.get("battery")  # None on mains
         self.status_led = d.get("status_led")

@@ -32,6 +32,12 @@ class Config:
         self.label = str(d.get("label", ""))
         self.tx_power = int(d.get("tx_power", 0))  # dBm; applied to the radio once a sealed config sets it
         self.version = 0  # config version: the overlay's, 0 for config.json alone
+        # From a sealed blob only: the shopper URL's host, and the art the cloud
+        # rendered, as devconfig.unseal gives it ((kind, w, h, offset) in art_path).
+        self.host = ""
+        self.label_art = None
+        self.qr_art = None
+        self.art_path = None
         self.name = str(d.get("name", "mc-" + d["device_id"][-4:]))
         self.fw = int(d.get("fw", 0))
         # Optional hardware hints for the device build; the host ignores them.
@@ -43,8 +49,8 @@ class Config:
             raise ConfigError("bad period or base")
 
 
-    def apply(self, s):
-        """Take a verified devconfig.Settings."""
+    def apply(self, s, path):
+        """Take a verified devconfig.Settings, unsealed from the file at path."""
         self.version = s.version
         self.base = s.base
         self.slot = s.slot
@@ -53,6 +59,10 @@ class Config:
         self.period = s.period
         self.label = s.label
         self.tx_power = s.tx_power
+        self.host = s.host
+        self.label_art = s.find(devconfig.ART_LABEL)
+        self.qr_art = s.find(devconfig.ART_QR)
+        self.art_path = path
 
 
 def save_overlay(root, blob):
@@ -75,7 +85,7 @@ def _overlay(cfg, root, apply):
         print("config: overlay refused, status", st)
         return
     if apply:
-        cfg.apply(s)
+        cfg.apply(s, root + OVERLAY)
     else:
         cfg.version = s.version  # still no replay of an older blob
 

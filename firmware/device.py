@@ -79,6 +79,7 @@ class Device:
         self._code = None
         self._shown = False  # nothing drawn yet (None means 'drew the unsynced screen')
         self._marks = -1  # the display.ST_* marks drawn (-1: none yet)
+        self._left = 0  # the window bar's steps drawn
         self.clock_changed = Event()  # wakes the display task
         self.safe = safe  # safe mode (main.py): INFO says so
         self._battery = battery  # hw.make_battery: (read_mv, low_mv), None on mains
@@ -269,7 +270,7 @@ class Device:
             return self._reply(conn, op, command.BAD_VALUE, ctr, cfg.version)
         except OSError:
             return self._reply(conn, op, command.BUSY, ctr, cfg.version)
-        cfg.apply(s)
+        cfg.apply(s, self.root + config.OVERLAY)
         self._rotor = rotor
         self._window = -1  # recompute the code
         self._shown = False  # redraw: the label may have changed alone
@@ -385,17 +386,25 @@ class Device:
                 low = mv < b[1] + (_BAT_HYST_MV if low else 0)
             if low:
                 m |= ST_BATTERY_LOW
-        if code != self._shown or m != self._marks:
-            self._display.show(code, self.cfg.label, m)
+        # The window bar: steps of the window still to run (1..steps), and the
+        # ms until it loses one; a panel without a bar has steps 0.
+        steps = getattr(self._display, "steps", 0)
+        t = c.now()
+        rem = _MAX_WAIT_MS
+        left = 0
+        if t is not None:
+            pm = self.cfg.period * 1000
+            rem = pm - (t % self.cfg.period) * 1000 - c.now_ms_part()
+            if steps:
+                left = (rem * steps + pm - 1) // pm
+                rem -= (left - 1) * pm // steps
+        if code != self._shown or m != self._marks or left != self._left:
+            self._display.show(code, self.cfg, m, left)
             self._shown = code
             self._marks = m
+            self._left = left
         if self.status() != self._info_st:
             self._info_changed()  # the clock went stale, the battery low: tell the gateway
-        t = self.clock.now()
-        if t is None:
-            return _MAX_WAIT_MS
-        p = self.cfg.period
-        rem = ((t // p + 1) * p - t) * 1000 - self.clock.now_ms_part()
         return min(rem, _MAX_WAIT_MS)
 
     async def display_task(self):

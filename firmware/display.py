@@ -1,9 +1,17 @@
 # Display interface and the one renderer every panel shares.
-#   show(code, label, status): code is "4919-27", or None while the clock is
-#   unset (then no code is drawn: a wrong code is worse than none).
+#   show(code, face, status, left=0): code is "4919-27", or None while the clock
+#   is unset (then no code is drawn: a wrong code is worse than none).
+#   face is the config (config.Config: label, host, label_art, qr_art,
+#   art_path) or just a label string. The art is bitmaps the cloud rendered
+#   at their size on this panel (protocol/devconfig.py, sized by
+#   protocol/screen.py): the label top left, the QR at the right edge. They are
+#   read row by row from the stored config blob at art_path and blitted, never
+#   held in the heap.
 #   status is either a text line (str: the device name, or NOT_SYNCED) or an
 #   int of ST_* bits, drawn as small marks bottom right. With a text status an
 #   unset clock (code None) still gets its ST_CLOCK_UNSET mark.
+#   left: the window's steps still to run out of the panel's `steps` (a bar
+#   under the code; 0: no bar).
 # Drivers call render() into a framebuf w wide; pixels set to `ink` are drawn
 # (1: black on PBM, lit on OLED; e-paper RAM uses 0 for black, so its renderer
 # is made with ink=0). A driver short of heap keeps only a band of BAND rows
@@ -13,7 +21,7 @@
 import framebuf
 from micropython import const
 
-BAND = const(16)  # rows per band: 592 bytes on the 296-wide label instead of 4,736
+BAND = const(8)  # rows per band: 296 bytes on the 296-wide label instead of 4,736
 _MAXCHARS = const(37)  # 296 // 8: the widest line the 8x8 font can draw on any panel
 NOT_SYNCED = "not synced"
 
@@ -24,76 +32,107 @@ ST_CLOCK_UNSET = const(4)
 ST_CLOCK_STALE = const(8)  # set, but drifting (see clock.py)
 _ST_LAST = const(8)  # the highest ST_* bit
 _MARK_W = const(12)  # 10 px icon + 2 px gap
+_BAR_H = const(5)  # the window bar under the code
+_STATUS_H = const(10)  # the bottom band: protocol/screen.py STATUS_H, which sizes the QR
+# The code's font: seven strokes per digit, drawn at any size with fill_rect
+# (bits a..g: top, upper right, lower right, bottom, lower left, upper left,
+# middle), so the digits fill the room they have instead of blowing up the 8x8
+# font's pixels. Price labels use the same kind of face: it reads from afar.
+_SEG = b"\x3f\x06\x5b\x4f\x66\x6d\x7d\x07\x7f\x6f"
 
 
 class Display:
     """What the device needs from any panel. This base draws nothing: it is the
     panel of safe mode, which skips the driver."""
 
-    def show(self, code, label, status):
+    steps = 0  # window bar steps (0: no bar); a driver sets the board's
+
+    def show(self, code, face, status, left=0):
         pass
 
 
-def glyph_cols(ch):
-    """Font columns (first, count) kept when drawing big: the 8x8 font leaves
-    column 0 blank, and a short hyphen lets the digits grow a step."""
-    return (3, 2) if ch == "-" else (1, 6)
+def digit(fb, ch, x, y, gw, gh, t, k):
+    """One glyph of the code's font in a gw x gh box at (x, y), strokes t wide."""
+    if ch == "-":
+        fb.fill_rect(x, y + (gh - t) // 2, gw, t, k)
+        return
+    i = ord(ch) - 48
+    if i < 0 or i > 9:
+        return
+    if i == 1:  # a centred stem with a flag reads better than two right strokes
+        c = x + (gw - t) // 2
+        fb.fill_rect(c, y, t, gh, k)
+        fb.fill_rect(c - t, y, t, t, k)
+        return
+    g = _SEG[i]
+    m = (gh - t) // 2  # top of the middle stroke
+    r = x + gw - t
+    if g & 1:
+        fb.fill_rect(x, y, gw, t, k)
+    if g & 2:
+        fb.fill_rect(r, y, t, m + t, k)
+    if g & 4:
+        fb.fill_rect(r, y + m, t, gh - m, k)
+    if g & 8:
+        fb.fill_rect(x, y + gh - t, gw, t, k)
+    if g & 16:
+        fb.fill_rect(x, y + m, t, gh - m, k)
+    if g & 32:
+        fb.fill_rect(x, y, t, m + t, k)
+    if g & 64:
+        fb.fill_rect(x, y + m, gw, t, k)
 
 
-def code_scale(code, w):
-    """The widest horizontal scale of the code that fits w (its gap between
-    glyphs is scale // 2 + 1)."""
-    cols = 0
+def code_box(code, cw, ch):
+    """(glyph width, hyphen width, gap, stroke) for the code in cw x ch px."""
     n = len(code)
+    nh = 0
     for i in range(n):  # by index: no iterator to allocate, every band calls this
-        cols += glyph_cols(code[i])[1]
-    sx = 1
-    while True:
-        s = sx + 1
-        if s * cols + (s // 2 + 1) * (n - 1) > w - 2:
-            break
-        sx = s
-    return sx
+        if code[i] == "-":
+            nh += 1
+    # n - nh digits of gw, nh hyphens of 2/3 gw, n - 1 gaps of gw/4
+    gw = (cw - 4) * 12 // (12 * (n - nh) + 8 * nh + 3 * (n - 1))
+    gw = min(gw, ch * 3 // 5)
+    return gw, gw * 2 // 3, gw // 4 or 1, max(2, gw // 5 + 1)
 
 
 class Renderer:
-    """Draws the label, a big code and a status line with marks. Keeps one
-    scratch buffer for scaling the 8x8 font, and slices a string only when it
-    is too long, so a render (one per band) allocates next to nothing."""
+    """Draws the label (art, or text in the 8x8 font), the code in its stroke
+    font, the window bar, the QR and a status band with the host and marks.
+    Keeps one row buffer for reading art from flash, and slices a string only
+    when it is too long, so a render (one per band) allocates next to nothing."""
 
     def __init__(self, w, h, ink=1):
         self.w = w
         self.h = h
         self.ink = ink
         self.paper = 1 - ink
-        self._sbuf = bytearray(_MAXCHARS * 8)  # (_MAXCHARS*8) x 8 px, 1 bit each
-        self._scratch = framebuf.FrameBuffer(self._sbuf, _MAXCHARS * 8, 8, framebuf.MONO_HLSB)
+        self._row = bytearray((w + 7) // 8)  # one art row, as read from flash
+        self._rowfb = framebuf.FrameBuffer(self._row, w, 1, framebuf.MONO_HLSB)
 
-    def big_text(self, fb, text, x0, y0, sx, sy, gap=0, bh=0x7FFF):
-        # The font is only 8x8, so draw it small and blow each pixel up to a block.
-        # y0 is relative to fb; font rows whose blocks miss rows 0..bh-1 are skipped.
-        s = self._scratch
-        s.fill(0)
-        s.text(text, 0, 0, 1)
-        ink = self.ink
-        for y in range(8):
-            yb = y0 + y * sy
-            if yb >= bh or yb + sy <= 0:
+    def _art(self, f, fb, a, x0, y0, top, bh):
+        """Rows of art item a = (kind, w, h, offset) that meet this band, from file
+        f (opened on first need, returned), blitted at (x0, y0) on the screen."""
+        if a is None:
+            return f
+        stride = (a[1] + 7) // 8
+        row = self._row
+        n = min(stride, len(row))
+        for i in range(n, len(row)):  # past the art: paper, which blit skips
+            row[i] = 0xFF * self.paper
+        for r in range(a[2]):
+            y = y0 + r - top
+            if y < 0 or y >= bh:
                 continue
-            x = x0
-            for i in range(len(text)):
-                c0, nc = glyph_cols(text[i])
-                for c in range(nc):
-                    if s.pixel(i * 8 + c0 + c, y):
-                        fb.fill_rect(x, yb, sx, sy, ink)
-                    x += sx
-                x += gap
-
-    def text_width(self, text, sx, gap):
-        n = 0
-        for i in range(len(text)):
-            n += glyph_cols(text[i])[1]
-        return n * sx + gap * (len(text) - 1)
+            if f is None:
+                f = open(self._path, "rb")
+            f.seek(a[3] + r * stride)
+            f.readinto(memoryview(row)[0:n])
+            if self.ink == 0:  # art bits are 1 = ink: this panel's ink is 0
+                for i in range(n):
+                    row[i] ^= 0xFF
+            fb.blit(self._rowfb, x0, y, self.paper)  # paper pixels are not drawn
+        return f
 
     def mark(self, fb, bit, x, y):
         """One 10x8 status mark at (x, y)."""
@@ -117,52 +156,90 @@ class Renderer:
             fb.line(x + 2, y + 1, x + 7, y + 6, k)
             fb.line(x + 7, y + 1, x + 2, y + 6, k)
 
-    def render(self, fb, code, label, status, top=0, bh=0x7FFF):
+    def render(self, fb, code, face, status, top=0, bh=0x7FFF, left=0, steps=0):
         """Draw screen rows top..top+bh-1 into fb (at its rows 0..bh-1); the
         defaults draw the whole screen into a whole-screen fb."""
         w = self.w
         h = self.h
         k = self.ink
         fb.fill(self.paper)
-        if isinstance(status, int):
-            marks = status
-            text = NOT_SYNCED if code is None else ""
+        if isinstance(face, str):
+            label, host, la, qa = face, "", None, None
         else:
-            marks = 0 if code else ST_CLOCK_UNSET
-            text = status
-        # Label: doubled on a tall panel when it fits.
-        if len(label) > w // 8:
-            label = label[0:w // 8]
-        ls = 2 if h >= 100 and len(label) * 16 <= w else 1
-        if ls == 1:
-            fb.text(label, (w - len(label) * 8) // 2, -top, k)
-        elif top < 16:
-            self._label2(fb, label, (w - len(label) * 16) // 2, -top)
-        y = 8 * ls + 1
-        fb.hline(0, y - top, w, k)
+            label, host, la, qa = face.label, face.host, face.label_art, face.qr_art
+            self._path = face.art_path
+        cw = w  # the code's column: left of the QR
+        f = None
+        try:
+            if qa is not None:
+                cw = w - qa[1]
+                f = self._art(f, fb, qa, cw, (h - _STATUS_H - qa[2]) // 2, top, bh)
+            if la is not None:
+                lh = la[2]
+                f = self._art(f, fb, la, (cw - la[1]) // 2, 0, top, bh)
+            else:
+                lh = self._text_label(fb, label, cw, top)
+        finally:
+            if f is not None:
+                f.close()
+        y = lh + 1
+        fb.hline(0, y - top, cw, k)
         y += 2
-        area = h - 10 - y  # between the rule and the status band below
+        bar = _BAR_H + 2 if steps and code else 0
+        area = h - _STATUS_H - y - bar  # between the rule and the bar
         y -= top  # from here on relative to the band
         if code:
-            if len(code) > _MAXCHARS:
-                code = code[0:_MAXCHARS]
-            sx = code_scale(code, w)
-            sy = min(area // 8, 2 * sx) or 1
-            gap = sx // 2 + 1
-            tw = self.text_width(code, sx, gap)
-            self.big_text(fb, code, (w - tw) // 2, y + (area - 8 * sy) // 2, sx, sy, gap, bh)
+            self._code(fb, code, cw, y, area)
+            if bar:
+                bw = cw - 8
+                fb.rect(4, y + area, bw, _BAR_H, k)
+                fb.fill_rect(4, y + area, bw * left // steps, _BAR_H, k)
         else:
             # Unsynced mark: a crossed box instead of digits.
             bxh = area - 6
             bw = bxh * 3 // 2
-            x0 = (w - bw) // 2
+            x0 = (cw - bw) // 2
             y0 = y + 3
             fb.rect(x0, y0, bw, bxh, k)
             fb.line(x0, y0, x0 + bw - 1, y0 + bxh - 1, k)
             fb.line(x0, y0 + bxh - 1, x0 + bw - 1, y0, k)
-        # Status band: text, then the marks at the right edge.
-        # (The ST_* bits are 1, 2, 4, 8, drawn in that order; a shifting bit
-        # rather than a tuple to iterate: nothing to allocate.)
+        self._status(fb, code, status, host, top)
+
+    def _text_label(self, fb, label, cw, top):
+        """The label in the 8x8 font (no art: config.json alone): its height."""
+        if len(label) > cw // 8:
+            label = label[0:cw // 8]
+        fb.text(label, (cw - len(label) * 8) // 2, -top, self.ink)
+        return 8
+
+    def _code(self, fb, code, cw, y, area):
+        if len(code) > _MAXCHARS:
+            code = code[0:_MAXCHARS]
+        gw, hw, gap, t = code_box(code, cw, area)
+        gh = min(area - 4, gw * 5 // 2)
+        n = len(code)
+        tw = 0
+        for i in range(n):
+            tw += hw if code[i] == "-" else gw
+        x = (cw - tw - gap * (n - 1)) // 2
+        y += (area - gh) // 2
+        for i in range(n):
+            c = code[i]
+            cw_i = hw if c == "-" else gw
+            digit(fb, c, x, y, cw_i, gh, t, self.ink)
+            x += cw_i + gap
+
+    def _status(self, fb, code, status, host, top):
+        # Status band: text (the host, "not synced", or a text status), then the
+        # marks at the right edge. (The ST_* bits are 1, 2, 4, 8, drawn in that
+        # order; a shifting bit rather than a tuple to iterate: nothing to allocate.)
+        w = self.w
+        if isinstance(status, int):
+            marks = status
+            text = NOT_SYNCED if code is None else host
+        else:
+            marks = 0 if code else ST_CLOCK_UNSET
+            text = status
         nm = 0
         b = 1
         while b <= _ST_LAST:
@@ -173,8 +250,8 @@ class Renderer:
         if len(text) > room:
             text = text[0:room]
         x = (w - len(text) * 8) // 2 if not nm else 0
-        y = h - 8 - top
-        fb.text(text, x, y, k)
+        y = self.h - 8 - top
+        fb.text(text, x, y, self.ink)
         x = w - nm * _MARK_W + 2
         b = 1
         while b <= _ST_LAST:
@@ -182,16 +259,3 @@ class Renderer:
                 self.mark(fb, b, x, y)
                 x += _MARK_W
             b <<= 1
-
-    def _label2(self, fb, label, x0, y0):
-        # The label at twice the font size (keeps the font's own spacing).
-        s = self._scratch
-        s.fill(0)
-        s.text(label, 0, 0, 1)
-        k = self.ink
-        for y in range(8):
-            if y0 + 2 * y < -1:
-                continue  # above the band
-            for x in range(len(label) * 8):
-                if s.pixel(x, y):
-                    fb.fill_rect(x0 + 2 * x, y0 + 2 * y, 2, 2, k)

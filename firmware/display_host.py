@@ -18,7 +18,7 @@ _TXT = const("display.txt")
 
 
 class HostDisplay(Display):
-    def __init__(self, root="", w=128, h=64):
+    def __init__(self, root="", w=128, h=64, steps=0):
         self._root = root
         self.w = w
         self.h = h
@@ -28,6 +28,8 @@ class HostDisplay(Display):
         self._fb = framebuf.FrameBuffer(self._buf, w, BAND, framebuf.MONO_HLSB)
         self._r = Renderer(w, h)
         self.code = None
+        self.steps = steps
+        self.shows = 0  # redraws, for the power model (benchmarks/firmware_power.py)
 
     def _open(self, name):
         return open(self._root + name + ".tmp", "wb")
@@ -36,13 +38,13 @@ class HostDisplay(Display):
         p = self._root + name
         os.rename(p + ".tmp", p)
 
-    def show(self, code, label, status):
+    def show(self, code, face, status, left=0):
         mv = memoryview(self._buf)
         with self._open(_PBM) as f:
             f.write(self._header)
             for top in range(0, self.h, BAND):
                 bh = min(BAND, self.h - top)
-                self._r.render(self._fb, code, label, status, top, bh)
+                self._r.render(self._fb, code, face, status, top, bh, left, self.steps)
                 f.write(mv[0:bh * self._row])
         self._done(_PBM)
         with self._open(_TXT) as f:
@@ -50,3 +52,4 @@ class HostDisplay(Display):
             f.write(b"\n")
         self._done(_TXT)
         self.code = code
+        self.shows += 1

@@ -29,7 +29,7 @@ _INIT = (
 
 
 class Ssd1306Display(Display):
-    def __init__(self, i2c, addr=_ADDR):
+    def __init__(self, i2c, addr=_ADDR, steps=0):
         self._i2c = i2c
         self._addr = addr
         self._cmdbuf = bytearray(2)
@@ -37,6 +37,7 @@ class Ssd1306Display(Display):
         self._buf = bytearray(_W * _H // 8)
         self._fb = framebuf.FrameBuffer(self._buf, _W, _H, framebuf.MONO_VLSB)
         self._r = Renderer(_W, _H)
+        self.steps = steps
         for c in _INIT:
             self._cmd(c)
 
@@ -44,8 +45,8 @@ class Ssd1306Display(Display):
         self._cmdbuf[1] = c
         self._i2c.writeto(self._addr, self._cmdbuf)
 
-    def show(self, code, label, status):
-        self._r.render(self._fb, code, label, status)
+    def show(self, code, face, status, left=0):
+        self._r.render(self._fb, code, face, status, 0, 0x7FFF, left, self.steps)
         for c in (0x21, 0, _W - 1, 0x22, 0, _H // 8 - 1):
             self._cmd(c)
         self._i2c.writevto(self._addr, (b"\x40", self._buf))  # 0x40: data follows

@@ -7,7 +7,7 @@
 # the gates first, gates up, source bytes down) landscape x is the gate and
 # landscape y is 127 - source, so each VLSB byte is exactly one RAM byte, with
 # no copy or rotation pass, and VLSB rows of 8 pixels follow each other in RAM
-# order. So the driver keeps only a band of display.BAND rows (592 bytes, not
+# order. So the driver keeps only a band of display.BAND rows (296 bytes, not
 # 4,736): one RAM write command, then each band rendered and sent as the next
 # data bytes (the controller's address counter carries on across them).
 #
@@ -72,7 +72,7 @@ class RefreshPolicy:
 
 class Ssd1680Display(Display):
     def __init__(self, spi, cs, dc, rst, busy, w=_W, h=_H, full_every=20, full_every_s=3600,
-                 busy_ms=10000):
+                 busy_ms=10000, steps=0):
         self._spi = spi
         self._cs = cs
         self._dc = dc
@@ -84,7 +84,8 @@ class Ssd1680Display(Display):
         self._buf = bytearray(w * BAND // 8)
         self._fb = framebuf.FrameBuffer(self._buf, w, BAND, framebuf.MONO_VLSB)
         self._r = Renderer(w, h, ink=0)  # RAM bit 0 is black
-        self._shown = None  # (code, label, status) last sent to the panel
+        self._shown = None  # (code, face, status, left) last sent to the panel
+        self.steps = steps
         self._c = bytearray(1)
         g = w - 1  # last gate
         self._xwin = bytes((h // 8 - 1, 0))
@@ -141,7 +142,7 @@ class Ssd1680Display(Display):
         self.policy.last_full = None  # RAM and screen unknown after a reset: full next
 
     def _write(self, ram, screen):
-        """Render `screen` (code, label, status) band by band into RAM `ram`."""
+        """Render `screen` (code, face, status, left) band by band into RAM `ram`."""
         self._cmd(_X_COUNTER, self._xstart)
         self._cmd(_Y_COUNTER, b"\x00\x00")
         self._cmd(ram)
@@ -149,15 +150,15 @@ class Ssd1680Display(Display):
         h = self.h
         for top in range(0, h, BAND):
             bh = min(BAND, h - top)
-            self._r.render(self._fb, screen[0], screen[1], screen[2], top, bh)
+            self._r.render(self._fb, screen[0], screen[1], screen[2], top, bh, screen[3], self.steps)
             self._data(mv[0:bh // 8 * self.w])
 
-    def show(self, code, label, status):
+    def show(self, code, face, status, left=0):
         self.wait()  # the previous refresh, if any, is over
         if self._old_stale:  # the old-image RAM gets what the screen now shows
             self._write(_WRITE_OLD, self._shown)
             self._old_stale = False
-        screen = self._shown = (code, label, status)
+        screen = self._shown = (code, face, status, left)
         now = time.ticks_ms()
         full = self.policy.full(now)
         self._cmd(_BORDER, b"\x05" if full else b"\x80")  # border follows only on full

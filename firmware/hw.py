@@ -21,7 +21,7 @@ def make_display(cfg, root="", board=None):
     if kind == "host":
         from display_host import HostDisplay
 
-        return HostDisplay(root, board.width, board.height)
+        return HostDisplay(root, board.width, board.height, board.steps)
     from hw_esp32 import display
 
     return display(kind, cfg, board)

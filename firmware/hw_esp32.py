@@ -17,7 +17,7 @@ def display(kind, cfg, board):
         pins = cfg.i2c or {}
         i2c = machine.I2C(pins.get("id", d.get("i2c", 0)), scl=Pin(pins.get("scl", d.get("scl", 22))),
                           sda=Pin(pins.get("sda", d.get("sda", 21))), freq=d.get("freq", 400000))
-        return Ssd1306Display(i2c, pins.get("addr", d.get("addr", 0x3C)))
+        return Ssd1306Display(i2c, pins.get("addr", d.get("addr", 0x3C)), board.steps)
     if kind == "ssd1680":
         from display_ssd1680 import Ssd1680Display
 
@@ -26,7 +26,7 @@ def display(kind, cfg, board):
         return Ssd1680Display(spi, Pin(d["cs"], Pin.OUT), Pin(d["dc"], Pin.OUT),
                               Pin(d["rst"], Pin.OUT), Pin(d["busy"], Pin.IN),
                               board.width, board.height, d.get("full_every", 20),
-                              d.get("full_every_s", 3600))
+                              d.get("full_every_s", 3600), steps=board.steps)
     raise ConfigError("unknown display " + str(kind))
 
 

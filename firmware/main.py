@@ -35,6 +35,10 @@ _EXIT_RESET = const(75)  # a deliberate restart
 # command's few hundred bytes seldom heals: at _OOM_STALL the feeding stops and
 # the watchdog resets the device (logged as RESET_WDT; the log is on flash).
 _OOM_STALL = const(3)
+# Collect after this many bytes allocated, not only when the heap is full: the
+# peak between collects stays near the live heap plus this (docs/firmware.md),
+# so a burst finds room without a collection first.
+_GC_EVERY = const(1024)
 _oom = [0]
 
 
@@ -215,6 +219,7 @@ async def run(root="", ble=True, seconds=None, radio=None, display=None, battery
         wdt = hw.make_watchdog(wdt_ms, root)
     try:
         dev, radio = boot(root, ble, radio, display, battery)
+        gc.threshold(_GC_EVERY)
         tasks = [asyncio.create_task(dev.display_task())]
         if radio.flag is not None:
             tasks.append(asyncio.create_task(serve(dev, radio)))

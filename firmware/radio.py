@@ -32,7 +32,7 @@ EV_TAP = const(4)
 EV_CONTROL = const(5)
 
 _QLEN = const(8)
-_SLOT = const(112)  # longest write we accept: an OP_CONFIG frame, at most 30 + 73 bytes
+_SLOT = const(112)  # longest write we accept: an OP_CONFIG frame, at most 30 + 82 bytes (devconfig.MAX_LEN)
 
 
 class BleRadio:

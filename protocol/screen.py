@@ -24,13 +24,14 @@ def label_h(ph):
 
 def qr_scale(pw, ph, n):
     """Pixels per module for an n-module QR at the right edge of a pw x ph
-    panel; 0 when the panel has no room for one (it keeps the code big)."""
+    panel: the smallest a phone reads well, so the code keeps the most room;
+    0 when the panel has no room for one."""
     if n <= 0:
         return 0
-    s = (ph - STATUS_H) // (n + 2 * QR_QUIET)
-    if s < MIN_QR_SCALE or pw - s * (n + 2 * QR_QUIET) < MIN_CODE_W:
+    side = MIN_QR_SCALE * (n + 2 * QR_QUIET)
+    if side > ph - STATUS_H or pw - side < MIN_CODE_W:
         return 0
-    return s
+    return MIN_QR_SCALE
 
 
 def qr_side(pw, ph, n):

@@ -63,28 +63,39 @@ def render_text(text: str, width: int, height: int, min_px: int = 10) -> bytes:
     raise ArtError(f"label {text!r} does not fit {width}x{height} px at {min_px} px or more")
 
 
-def render_qr(url: str) -> tuple[int, bytes]:
-    """A QR of url (error correction M), one pixel per module, no quiet zone: (n, bits)."""
-    q = segno.make_qr(url, error="m", boost_error=False)
-    rows = [list(r) for r in q.matrix]
-    n = len(rows)
-    img = Image.new("1", (n, n), 1)
+def qr_modules(url: str) -> list[list[bool]]:
+    """The QR of url (error correction M) as rows of modules, True = dark."""
+    return [[bool(v) for v in r] for r in segno.make_qr(url, error="m", boost_error=False).matrix]
+
+
+def render_qr(url: str, scale: int) -> tuple[int, bytes]:
+    """The QR of url at scale px per module, with a quiet zone of screen.QR_QUIET modules:
+    (side in px, bits)."""
+    rows = qr_modules(url)
+    q = screen.QR_QUIET
+    side = (len(rows) + 2 * q) * scale
+    img = Image.new("1", (side, side), 1)
+    draw = ImageDraw.Draw(img)
     for y, row in enumerate(rows):
         for x, dark in enumerate(row):
             if dark:
-                img.putpixel((x, y), 0)
-    return n, pack(img)
+                x0, y0 = (x + q) * scale, (y + q) * scale
+                draw.rectangle((x0, y0, x0 + scale - 1, y0 + scale - 1), fill=0)
+    return side, pack(img)
 
 
 def device_art(label: str, url: str | None, panel_w: int, panel_h: int) -> list[Art]:
-    """The art items for a devconfig.Settings(..., host, art): the QR when the panel has room for
-    it (protocol/screen.py), and the label in the box that leaves."""
+    """The art items for a devconfig.Settings(..., host, art), at their size on a panel_w x
+    panel_h panel: the QR when the panel has room for it (protocol/screen.py), and the label in
+    the box that leaves."""
     art: list[Art] = []
     n = 0
     if url:
-        n, bits = render_qr(url)
-        if screen.qr_scale(panel_w, panel_h, n):
-            art.append((devconfig.ART_QR, n, n, bits))
+        n = len(qr_modules(url))
+        s = screen.qr_scale(panel_w, panel_h, n)
+        if s:
+            side, bits = render_qr(url, s)
+            art.append((devconfig.ART_QR, side, side, bits))
         else:
             n = 0
     w, h = screen.label_w(panel_w, panel_h, n), screen.label_h(panel_h)

@@ -71,8 +71,8 @@ class RecDisplay:
     def __init__(self):
         self.shows = []
 
-    def show(self, code, label, status):
-        self.shows.append((code, label, status))
+    def show(self, code, face, status, left=0):
+        self.shows.append((code, getattr(face, "label", face), status))
 
 
 class FakeRadio:

@@ -35,7 +35,7 @@ class StallDisplay:
 
     caught = None
 
-    def show(self, code, label, status):
+    def show(self, code, label, status, left=0):
         if self.caught is not None:
             return
         t0 = time.ticks_ms()
@@ -51,7 +51,7 @@ class BrokenDisplay:
         self.wdt = wdt
         self.feeds_at_death = None
 
-    def show(self, code, label, status):
+    def show(self, code, label, status, left=0):
         self.feeds_at_death = self.wdt.feeds
         raise RuntimeError("panel driver bug")
 

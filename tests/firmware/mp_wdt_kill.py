@@ -10,7 +10,7 @@ from tests.firmware import fwtest as T
 
 
 class Hang:
-    def show(self, code, label, status):
+    def show(self, code, label, status, left=0):
         while True:
             pass
 
