@@ -6,14 +6,20 @@ Starts a real Mosquitto with auth (sim/broker.py) and the cloud stand-in (sim/cl
 own process), then runs the real gateway, one process per phase, and reads that process's
 /proc/<pid>/status (VmRSS sampled every 0.5 s, VmHWM) and /proc/<pid>/stat (user + system CPU):
 
-- `mcode gateway run --no-ble`, idle: the command as deployed, for what its imports cost;
+- `mcode gateway run --no-ble`, idle: the command as deployed before issue 17, for comparison;
+- `python -m gateway run`, idle, BLE on: the command as deployed now (deploy/systemd), with bleak
+  and its platform backend (BlueZ over D-Bus: dbus_fast) loaded. Without BlueZ here its scans fail
+  and back off, so BlueZ's connection state is not in the figure;
 - gateway.service.Gateway(collect=False) at each rate, 0 (idle) first as the baseline: a task on
   the gateway's loop adds records to the spool every 0.1 s, in one transaction per pull
   (`Spool.add_records` in a worker thread, after `Spool.full()`), as the collector's session does,
   round-robin over 10 devices. The gateway seals, signs and publishes them; the cloud acks.
 
-CPU is counted over the measuring window only (after the warm-up). The BLE side (bleak, the radio)
-is not in these figures: collect=False. This is x86-64, not a Raspberry Pi 4.
+CPU is counted over the measuring window only (after the warm-up). The Gateway(collect=False)
+phases load no BLE. This is x86-64, not a Raspberry Pi 4.
+
+`imports`: what each import of an idle gateway adds to RSS, in the order they load, in a fresh
+process (IMPORTS; each line counts what that module brings that the ones above did not).
 """
 
 from __future__ import annotations
@@ -31,6 +37,12 @@ import time
 from pathlib import Path
 
 TICK_S = 0.1  # the producer's period: one spool transaction per tick
+# An idle deployed gateway's imports, biggest shared dependencies first (each counts only what is new).
+IMPORTS = ("ssl", "asyncio", "sqlite3", "paho.mqtt.client", "cryptography.hazmat.bindings._rust",
+           "cbor2", "typer", "rich.console", "rich.table", "gateway.config", "gateway.spool",
+           "gateway.uplink", "gateway.remote_config", "gateway.collector", "gateway.service", "gateway.cli",
+           "bleak", "dbus_fast", "bleak.backends.bluezdbus.scanner", "bleak.backends.bluezdbus.client",
+           "gateway.ble.factory", "mcode.cli")
 DEVICES = 10
 SAMPLE_S = 0.5
 
@@ -94,6 +106,29 @@ async def _child(config: Path, rate: int) -> dict[str, object]:
 
 def child_main(config: Path, rate: int) -> None:
     print(json.dumps(asyncio.run(_child(config, rate))), flush=True)
+
+
+_IMPORTS_CHILD = """
+import importlib, json, sys
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 2)
+out = [["(interpreter)", rss()]]
+for m in sys.argv[1:]:
+    importlib.import_module(m)
+    out.append([m, rss()])
+print(json.dumps(out))
+"""
+
+
+def measure_imports() -> list[dict[str, object]]:
+    """IMPORTS one by one in a fresh interpreter that imports nothing else: VmRSS after each."""
+    p = subprocess.run([sys.executable, "-c", _IMPORTS_CHILD, *IMPORTS], capture_output=True, text=True,
+                       timeout=120, check=True)
+    rows = json.loads(p.stdout.strip().splitlines()[-1])
+    return [{"module": m, "rss_mb": mb, "added_mb": round(mb - (rows[i - 1][1] if i else mb), 2)}
+            for i, (m, mb) in enumerate(rows)]
 
 
 # -- the parent: broker, cloud, and /proc readings ---------------------------------------------
@@ -183,6 +218,10 @@ def _measure(work: Path, rates: list[int], seconds: float, warmup: float) -> dic
             cli = [sys.executable, "-m", "mcode.cli", "gateway", "run", "--config", str(cfg), "--no-ble"]
             phases.append({"phase": "mcode gateway run --no-ble", "rate": 0,
                            **_phase(cli, warmup, seconds, None, cfg.with_suffix(".log"))})
+            cfg = _write_config(work, broker.port, gw_id.hex(), pw)
+            deployed = [sys.executable, "-m", "gateway", "run", "--config", str(cfg)]
+            phases.append({"phase": "python -m gateway run (BLE on)", "rate": 0,
+                           **_phase(deployed, warmup, seconds, None, cfg.with_suffix(".log"))})
             for rate in [0, *rates]:
                 cfg = _write_config(work, broker.port, gw_id.hex(), pw)  # a fresh spool each phase
                 argv = [*me, "--config", str(cfg), "--rate", str(rate)]
@@ -197,7 +236,8 @@ def _measure(work: Path, rates: list[int], seconds: float, warmup: float) -> dic
             net = float(p["cpu_s_per_s"]) - float(idle["cpu_s_per_s"])  # type: ignore[arg-type]
             p["cpu_s_per_s_per_1k_eps"] = round(float(p["cpu_s_per_s"]) / (rate / 1000), 4)  # type: ignore[arg-type]
             p["net_of_idle_per_1k_eps"] = round(net / (rate / 1000), 4)
-    return {"phases": phases, "cloud": cloud, "seconds": seconds, "warmup": warmup,
+    return {"phases": phases, "imports": measure_imports(), "cloud": cloud, "seconds": seconds,
+            "warmup": warmup, "budget_mb": 50,
             "machine": f"{os.uname().machine}, {os.cpu_count()} cpus (not a Raspberry Pi 4)"}
 
 
@@ -240,6 +280,11 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(res))
         return
     print(_table(res))
+    imports = res["imports"]
+    assert isinstance(imports, list)
+    print("\nRSS per import (MB):")
+    for r in imports:
+        print(f"  {r['module']:<38} {r['rss_mb']:>6} {'+' + str(r['added_mb']):>7}")
     print(f"{res['machine']}; window {a.seconds:g} s after {a.warmup:g} s warm-up; cloud: {res['cloud']}")
 
 

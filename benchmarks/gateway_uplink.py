@@ -10,13 +10,17 @@ outside the clock, then times, in alternating order (A/B, then B/A):
 - gateway: gateway.uplink.Uplink, pumped every service tick as gateway/service.py does, from start
   until the cloud's ack has deleted every batch from the spool (`Spool.confirm`);
 - raw: one paho-mqtt client as the same gateway user publishing the same signed batch bytes at
-  QoS 1 with paho's in-flight window set to the gateway's `max_inflight`, from connect until the
-  last PUBACK (`raw_puback`) and until the last application ack of the same cloud (`raw_appack`).
+  QoS 1 with paho's in-flight window (`--raw-window`, paho's default 20) and TCP_NODELAY, as the
+  gateway's, from connect until the last PUBACK (`raw_puback`) and until the last application ack
+  of the same cloud (`raw_appack`).
+
+The gateway's in-flight window adapts (gateway/inflight.py) up to `--window` (its max_inflight).
 
 Both clocks include connect and subscribe. Also reported: this process's CPU per batch in each run
 (the client side only: broker and cloud are other processes), steadier than ev/s on a busy machine.
 Prints a table per round and the median ratios.
---profile runs one more gateway pass under cProfile (paho's network thread, where acks are handled).
+--profile runs one more gateway pass with the Uplink's ack thread (acks applied to the spool, then
+pump) under cProfile.
 """
 
 from __future__ import annotations
@@ -40,13 +44,14 @@ import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.config import MqttConfig
+from gateway.inflight import InflightWindow
 from gateway.service import TICK_S
 from gateway.spool import Spool
-from gateway.uplink import Uplink
+from gateway.uplink import Uplink, tcp_nodelay
 from protocol import batch as pbatch
 from protocol import record
 from protocol.hmac256 import HmacKey
@@ -57,6 +62,7 @@ GW_HEX = GW_ID.hex()
 GW_PW = "gw-pw"
 RECORD_KEY = HmacKey(b"k" * 32)
 WAIT_S = 300.0  # give up waiting for a run; never a pass/fail bound
+RAW_WINDOW = 20  # paho's default max_inflight_messages
 
 
 def make_records(n: int, devices: int = 10) -> list[tuple[bytes, list[bytes]]]:
@@ -121,10 +127,11 @@ def _drop_session(broker: Broker, client_id: str) -> None:
     c.loop_stop()
 
 
-def run_gateway(broker: Broker, spool: Spool, window: int,
-                profile: cProfile.Profile | None = None) -> tuple[float, float, float]:
+def run_gateway(broker: Broker, spool: Spool, window: int, profile: cProfile.Profile | None = None,
+                nagle: bool = False) -> tuple[float, float, float]:
     """Seconds from Uplink start until the cloud's acks have emptied the spool, seconds until
-    the broker's last PUBACK of a batch, and the CPU seconds this process spent meanwhile."""
+    the broker's last PUBACK of a batch, and the CPU seconds this process spent meanwhile.
+    `nagle`: as before issue 17, no TCP_NODELAY and a fixed window of `window`."""
     expected = {p.bseq for p in spool.pending_batches()}
     got: set[int] = set()
     done = threading.Event()
@@ -139,12 +146,14 @@ def run_gateway(broker: Broker, spool: Spool, window: int,
     cfg = _mqtt_cfg(broker, window)
     client_id = f"gw-{GW_HEX}"
     up = Uplink(cfg, GW_HEX, spool, on_ack=on_ack, client_id=client_id)
+    if nagle:
+        up.client.on_socket_open = None
+        up.window = InflightWindow(lo=window, hi=window, start=window)
     t_puback = 0.0
-    on_publish = up.client.on_publish
-
-    def count_puback(*a: object) -> None:  # the Uplink's own handler, then the clock
+    def count_puback(client: mqtt.Client, userdata: object, mid: int, rc: ReasonCode,
+                     props: Properties | None) -> None:  # the Uplink's own handler, then the clock
         nonlocal t_puback
-        on_publish(*a)
+        up._on_publish(client, userdata, mid, rc, props)
         if not pubacked.is_set():
             # The time of the latest PUBACK: if the last one beat pump to registering its mid,
             # pump counts it a moment later, so the count alone may not say which is last.
@@ -154,20 +163,16 @@ def run_gateway(broker: Broker, spool: Spool, window: int,
 
     up.client.on_publish = count_puback
     t0, c0 = time.perf_counter(), time.process_time()
-    if profile is None:
-        up.start()
-    else:  # Uplink.start, with paho's network thread (where acks are handled) under the profiler
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = cfg.session_expiry_s
-        up.client.connect_async(cfg.host, cfg.port, keepalive=cfg.keepalive, clean_start=False,
-                                properties=props)
+    if profile is not None:  # the ack thread, where acks are applied to the spool, under the profiler
+        ack_loop = up._ack_loop
 
-        def loop() -> None:
+        def profiled() -> None:
             profile.enable()
-            up.client.loop_forever(retry_first_connection=True)
+            ack_loop()
             profile.disable()
 
-        threading.Thread(target=loop, daemon=True).start()
+        up._ack_loop = profiled  # type: ignore[method-assign]
+    up.start()
     deadline = t0 + WAIT_S
     while not done.wait(TICK_S):  # the service's batch loop pumps every tick
         up.pump()
@@ -185,8 +190,8 @@ def run_gateway(broker: Broker, spool: Spool, window: int,
     return dt, t_puback - t0, cpu
 
 
-def run_raw(broker: Broker, payloads: list[tuple[int, bytes]],
-            window: int) -> tuple[float, float, float]:
+def run_raw(broker: Broker, payloads: list[tuple[int, bytes]], window: int,
+            nagle: bool = False) -> tuple[float, float, float]:
     """A plain paho publisher: seconds to the last PUBACK and to the last application ack, and
     the CPU seconds this process spent until then."""
     expected = {b for b, _ in payloads}
@@ -194,9 +199,11 @@ def run_raw(broker: Broker, payloads: list[tuple[int, bytes]],
     pubacks = 0
     t_puback = t_appack = 0.0
     all_pubacked, all_acked, subscribed = threading.Event(), threading.Event(), threading.Event()
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"raw-{GW_HEX}", protocol=mqtt.MQTTv5)
+    # the gateway user's own client id: the broker may bind each user to one (sim/broker.py)
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"gw-{GW_HEX}", protocol=mqtt.MQTTv5)
     c.username_pw_set(GW_HEX, GW_PW)
     c.max_inflight_messages_set(window)
+    c.on_socket_open = None if nagle else tcp_nodelay
 
     def on_publish(cl: mqtt.Client, ud: object, mid: int, rc: object, props: object) -> None:
         nonlocal pubacks, t_puback
@@ -277,9 +284,9 @@ def _spread(xs: list[float]) -> dict[str, float]:
 
 
 def measure(events: int, rounds: int, per_batch: int, window: int, profile: bool = False,
-            verbose: bool = True) -> dict[str, object]:
+            verbose: bool = True, raw_window: int = RAW_WINDOW) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="mcode-uplink-bench-", ignore_cleanup_errors=True) as d:
-        return _measure(Path(d), events, rounds, per_batch, window, profile, verbose)
+        return _measure(Path(d), events, rounds, per_batch, window, profile, verbose, raw_window)
 
 
 def _drop_spool(spool: Spool) -> None:
@@ -289,7 +296,7 @@ def _drop_spool(spool: Spool) -> None:
 
 
 def _measure(work: Path, events: int, rounds: int, per_batch: int, window: int, profile: bool,
-             verbose: bool) -> dict[str, object]:
+             verbose: bool, raw_window: int) -> dict[str, object]:
     key = Ed25519PrivateKey.generate()
     recs = make_records(events)
     n_events = sum(len(rs) for _, rs in recs)
@@ -307,7 +314,7 @@ def _measure(work: Path, events: int, rounds: int, per_batch: int, window: int, 
                     for what in order:
                         if what == "raw":
                             runs["puback"], runs["appack"], runs["raw_cpu"] = run_raw(broker, payloads,
-                                                                                      window)
+                                                                                      raw_window)
                         else:
                             runs["gateway"], runs["gateway_puback"], runs["gateway_cpu"] = \
                                 run_gateway(broker, spool, window)
@@ -333,7 +340,8 @@ def _measure(work: Path, events: int, rounds: int, per_batch: int, window: int, 
         finally:
             acker_stats = stop_acker(acker)
     return {
-        "events_per_round": n_events, "batch": per_batch, "window": window, "rounds": rounds,
+        "events_per_round": n_events, "batch": per_batch, "window": window, "raw_window": raw_window,
+        "rounds": rounds,
         "batches_per_round": -(-n_events // per_batch),
         "gateway_eps": _spread([r.gateway_eps for r in out]),
         "gateway_puback_eps": _spread([r.gateway_puback_eps for r in out]),
@@ -355,14 +363,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--batch", type=int, default=100, help="records per batch (gateway default 100)")
     ap.add_argument("--window", type=int, default=MqttConfig.max_inflight,
-                    help="gateway max_inflight, and the raw publisher's paho in-flight window")
+                    help="gateway max_inflight (the cap of its adaptive window)")
+    ap.add_argument("--raw-window", type=int, default=RAW_WINDOW,
+                    help="the raw publisher's paho in-flight window (paho's default)")
     ap.add_argument("--quick", action="store_true", help="20,000 events, 2 rounds (a smoke run)")
     ap.add_argument("--profile", action="store_true", help="one more gateway pass under cProfile")
     ap.add_argument("--json", action="store_true", help="one JSON line instead of the table")
     a = ap.parse_args(argv)
     if a.quick:
         a.events, a.rounds = 20_000, 2
-    res = measure(a.events, a.rounds, a.batch, a.window, a.profile, verbose=not a.json)
+    res = measure(a.events, a.rounds, a.batch, a.window, a.profile, verbose=not a.json,
+                  raw_window=a.raw_window)
     if a.json:
         print(json.dumps(res))
         return
@@ -373,7 +384,8 @@ def main(argv: list[str] | None = None) -> None:
         assert isinstance(v, dict)
         print(f"{k}: median {v['median']:.3f} (min {v['min']:.3f}, max {v['max']:.3f}) "
               f"over {a.rounds} rounds")
-    print(f"{res['events_per_round']:,} events/round in batches of {a.batch}, window {a.window}; "
+    print(f"{res['events_per_round']:,} events/round in batches of {a.batch}, gateway window up to "
+          f"{a.window}, raw window {a.raw_window}; "
           f"cloud stand-in: {res['cloud']}")
     if res["profile"]:
         print(res["profile"])

@@ -22,6 +22,7 @@ def _run(module: str) -> dict[str, object]:
 def test_uplink_benchmark_quick() -> None:
     res = _run("benchmarks.gateway_uplink")
     assert res["rounds"] == 2 and res["events_per_round"] == 20_000 and res["batches_per_round"] == 200
+    assert res["raw_window"] == 20 and res["window"] > 0
     for k in ("gateway_eps", "raw_puback_eps", "raw_appack_eps", "ratio_gateway_to_raw_puback",
               "ratio_gateway_to_raw_appack"):
         v = res[k]
@@ -41,11 +42,17 @@ def test_rss_benchmark_quick() -> None:
     phases = res["phases"]
     assert isinstance(phases, list)
     assert [(p["phase"], p["rate"]) for p in phases] == [
-        ("mcode gateway run --no-ble", 0), ("Gateway(collect=False)", 0), ("Gateway(collect=False)", 1000)]
+        ("mcode gateway run --no-ble", 0), ("python -m gateway run (BLE on)", 0),
+        ("Gateway(collect=False)", 0), ("Gateway(collect=False)", 1000)]
     for p in phases:
         assert 0 < p["rss_median_mb"] <= p["rss_max_mb"] <= p["hwm_mb"]
         assert p["cpu_s_per_s"] >= 0
-    loaded = phases[2]
+    # per import: every module of IMPORTS, in order, RSS never shrinking by much (a fresh process)
+    imports = res["imports"]
+    assert isinstance(imports, list) and imports[0]["module"] == "(interpreter)"
+    assert [r["module"] for r in imports[1:]][-1] == "mcode.cli" and "bleak" in [r["module"] for r in imports]
+    assert imports[-1]["rss_mb"] >= imports[0]["rss_mb"] > 0
+    loaded = phases[3]
     assert loaded["added"] > 0 and "net_of_idle_per_1k_eps" in loaded
     cloud = res["cloud"]
     assert isinstance(cloud, dict) and cloud["bad_signatures"] == 0
