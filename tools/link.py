@@ -38,6 +38,14 @@ gc.collect()
 print(repr((sys.platform, m, g('MCODE_CHIP'), g('MCODE_STATE'), b, u, gc.mem_free(),
             gc.mem_free() + gc.mem_alloc(), os.statvfs('/'), machine.reset_cause())))
 """
+NOTE_RESTART = """\
+try:
+    import bootstate
+    from protocol import record
+    bootstate.note('', record.RESET_SOFT)
+except Exception:
+    pass
+"""
 CHIP_NAMES = (("ESP32C3", "ESP32-C3"), ("ESP32S3", "ESP32-S3"), ("ESP32", "ESP32-WROOM-32"))
 
 
@@ -163,6 +171,12 @@ class Link:
 
     def reset_open(self) -> serial.Serial:
         """A hard reset, the port left open to read the boot log (bootlog.follow); close it after."""
+        try:
+            # The firmware was stopped by this session's Ctrl-C: a deliberate restart, which its boot
+            # bookkeeping (firmware/bootstate.py) must not count toward safe mode.
+            self.t.exec(NOTE_RESTART)
+        except (TransportError, OSError):
+            pass
         try:
             self.t.exec_raw_no_follow("import machine; machine.reset()")
         except (TransportError, OSError):
