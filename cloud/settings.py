@@ -27,7 +27,11 @@ class Settings:
     broker_tcp_nodelay: bool = True
     http_host: str = "127.0.0.1"
     http_port: int = 8000
-    cookie_secure: bool = False  # set True behind HTTPS
+    # Cookies carry Secure: browsers send them over HTTPS only (and to http://localhost). Plain
+    # HTTP elsewhere needs MCODE_CLOUD_INSECURE_HTTP=1, which the local demo sets and says so.
+    cookie_secure: bool = True
+    session_ttl_s: int = 8 * 3600  # a merchant page login lasts this long
+    max_body_bytes: int = 64 * 1024  # a larger request body is refused (413) before it is read
     # Ed25519 key that signs gateway configs (PEM); made on first use, kept out of git (*.key).
     signing_key: str = "mcode-cloud-signing.key"
     # Keyless endpoints (GET /r/{code}, POST /entries/{id}/share): requests per client address,
@@ -60,7 +64,9 @@ class Settings:
             broker_tcp_nodelay=get("BROKER_TCP_NODELAY", "1").lower() in ("1", "true", "yes"),
             http_host=get("HTTP_HOST", d.http_host),
             http_port=int(get("HTTP_PORT", str(d.http_port))),
-            cookie_secure=get("COOKIE_SECURE", "0").lower() in ("1", "true", "yes"),
+            cookie_secure=get("INSECURE_HTTP", "0").lower() not in ("1", "true", "yes"),
+            session_ttl_s=int(get("SESSION_TTL_S", str(d.session_ttl_s))),
+            max_body_bytes=int(get("MAX_BODY_BYTES", str(d.max_body_bytes))),
             signing_key=get("SIGNING_KEY", d.signing_key),
             rate_client_per_s=float(get("RATE_CLIENT_PER_S", str(d.rate_client_per_s))),
             rate_client_burst=int(get("RATE_CLIENT_BURST", str(d.rate_client_burst))),

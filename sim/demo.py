@@ -50,7 +50,10 @@ async def _drain(fleet: Fleet, receipts: list[tuple[str, bytes]], timeout: float
 async def _run(fleet: Fleet, duration: float | None, check: bool, drain_s: float, seed: int) -> int:
     console = Console(stderr=True)
     await _wait_for_codes(fleet, 60)
-    console.print(f"[bold]merchant page[/] {fleet.merchant_url}")
+    console.print(f"[bold]merchant page[/] {fleet.login_url} · 商户页登录; the key to type is in "
+                  f"{fleet.merchant_key_file} (mode 0600) · 登录密钥在此文件中")
+    console.print("cloud on plain HTTP (MCODE_CLOUD_INSECURE_HTTP=1: cookies without Secure), for this "
+                  "local demo only · 本地演示使用明文 HTTP，Cookie 不带 Secure")
     console.print(f"displays: {', '.join(f'{d.device_id} shows {d.shown_code()}' for d in fleet.devices)}")
     async with ble_session():
         crowd = Crowd(fleet.api, fleet.merchant["api_key"], fleet.devices, Phone(fleet.ble_spec),

@@ -66,8 +66,21 @@ class Fleet:
         return "bumble:" + self.hub.hci_spec
 
     @property
-    def merchant_url(self) -> str:
-        return f"{self.api}/merchant?key={self.merchant['api_key']}"
+    def login_url(self) -> str:
+        """The merchant page's login; the key to type is in merchant_key_file (never in a URL)."""
+        return f"{self.api}/login"
+
+    @property
+    def merchant_key_file(self) -> Path:
+        return self.workdir / "merchant.key"
+
+    def _write_merchant_key(self) -> None:
+        """The merchant key, readable by this user only: printed nowhere, typed at /login."""
+        path = self.merchant_key_file
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.merchant["api_key"] + "\n")
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
@@ -95,6 +108,7 @@ class Fleet:
         engine = migrated_engine(self.db_url)
         sf = make_session_factory(engine)
         self.merchant = merchants.create_merchant(sf, "Demo shop 演示商店")
+        self._write_merchant_key()
         slots = max(4, p.devices)
         camp = campaigns.create(sf, self.merchant["merchant_id"], base_code=p.base_code, slots=slots,
                                 digits=p.digits, period_s=p.period_s, pool_minor=p.pool_minor,
@@ -119,6 +133,8 @@ class Fleet:
 
         self.http_port = free_port()
         self._spawn("cloud", _mcode("cloud", "run", "--port", str(self.http_port)), {
+            # loopback only, no TLS: cookies without Secure (the demo says so when it starts)
+            "MCODE_CLOUD_INSECURE_HTTP": "1",
             "MCODE_CLOUD_DB_URL": self.db_url, "MCODE_CLOUD_BROKER_PORT": str(self.broker.port),
             "MCODE_CLOUD_BROKER_PASSWORD": cloud_pw, "MCODE_CLOUD_ADMIN_KEY": secrets.token_urlsafe(24)})
         wait_port(self.http_port, timeout=30)

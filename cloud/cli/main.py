@@ -43,6 +43,7 @@ def run(db_url: str | None = typer.Option(None, help=f"SQLAlchemy URL [env {ENV_
 
     import uvicorn
 
+    from cloud.http import access_log
     from cloud.http.app import create_app
     from cloud.mqtt.worker import IngestWorker, default_group
 
@@ -60,7 +61,7 @@ def run(db_url: str | None = typer.Option(None, help=f"SQLAlchemy URL [env {ENV_
         worker = IngestWorker(api.state.session_factory, st, client_id=worker_id, group=group).start()
         reports = ReportListener(api.state.session_factory, st).start()
     try:
-        uvicorn.run(api, host=st.http_host, port=st.http_port)
+        uvicorn.run(api, host=st.http_host, port=st.http_port, log_config=access_log.log_config())
     finally:
         if worker is not None:
             worker.stop()

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
-from cloud.http import docs, error_handlers, openapi
+from cloud.http import docs, error_handlers, middleware, openapi
 from cloud.http.ratelimit import RateLimits
 from cloud.http.routes import (
     admin,
@@ -19,6 +19,7 @@ from cloud.http.routes import (
     keys,
     ledger,
     locations,
+    login,
     merchant_page,
     orders,
     public,
@@ -51,4 +52,10 @@ def create_app(settings_: Settings, engine: Engine | None = None,
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     for module in ROUTERS:
         app.include_router(module.router)
+    app.include_router(login.router)  # HTML forms, outside the API's document
+    # outermost last: headers, then ?key= refused, keys checked, bodies bounded (middleware.py)
+    app.add_middleware(middleware.BodyLimit, max_bytes=settings_.max_body_bytes)
+    app.add_middleware(middleware.KeyGate, routes=[r for m in ROUTERS for r in m.router.routes])
+    app.add_middleware(middleware.KeyInUrl)
+    app.add_middleware(middleware.SecurityHeaders)
     return app

@@ -1,15 +1,17 @@
 """/docs (Swagger UI) from assets installed with the package (fastapi-offline ships them), so the
 API's documentation works on a machine without internet: no CDN. ReDoc is left out: its bundle
-still reaches for a third-party host at run time."""
+still reaches for a third-party host at run time. The page is cloud/web's docs.html, whose start
+script is a static file, so the CSP of every HTML page (middleware.py) holds here too."""
 
 from __future__ import annotations
 
 from importlib.resources import files
 
 from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+
+from cloud.web import pages
 
 ASSETS_URL = "/docs-assets"
 
@@ -20,8 +22,4 @@ def install(app: FastAPI, title: str) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} · API",
-                                   swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
-                                   swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
-                                   swagger_favicon_url=f"{ASSETS_URL}/favicon.png")
-
+        return HTMLResponse(pages.docs_page(f"{title} · API", ASSETS_URL))

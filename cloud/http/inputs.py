@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from cloud.http.schemas import I32_MAX, I32_MIN, I64_MAX, I64_MIN
 from cloud.services.campaigns import MAX_HOLD_S
@@ -18,6 +18,8 @@ from cloud.services.rules import ALIASES, RED_BALLOON_RULE, RULE_NAMES
 Id = Annotated[int, Field(ge=1, le=I32_MAX)]  # ids are positive 32-bit integers
 I32 = Annotated[int, Field(ge=I32_MIN, le=I32_MAX)]
 I64 = Annotated[int, Field(ge=I64_MIN, le=I64_MAX)]
+# Money in minor units: a JSON integer only ("100", true and 2.0 are refused, not coerced).
+Money = Annotated[StrictInt, Field(ge=I64_MIN, le=I64_MAX)]
 Str200 = Annotated[str, Field(max_length=200)]
 HEX_ID = "^[0-9a-fA-F]{16}$"
 RULES = [*RULE_NAMES, *ALIASES]
@@ -50,14 +52,14 @@ class CampaignFields(BaseModel):
                         json_schema_extra=checked(minimum=1, maximum=5))
     period_s: I32 = Field(description="seconds between code changes",
                           json_schema_extra=checked(minimum=1))
-    pool_minor: I64 = Field(description="reward pool per order, minor units",
+    pool_minor: Money = Field(description="reward pool per order, minor units",
                             json_schema_extra=checked(minimum=0))
     label_zh: str = Field(json_schema_extra=checked(maxLength=200))
     label_en: str = Field(json_schema_extra=checked(maxLength=200))
     rule: str = Field(RED_BALLOON_RULE, json_schema_extra=checked(enum=RULES))
     rule_params: dict[str, Any] = Field(default_factory=dict, description="the rule's parameters "
                                         "(fixed-levels: levels_bp; geometric: a, b)")
-    budget_minor: I64 | None = Field(None, description="cap on the total paid to sharers; null: no cap",
+    budget_minor: Money | None = Field(None, description="cap on the total paid to sharers; null: no cap",
                                      json_schema_extra=checked(minimum=0))
     hold_s: I32 = Field(14 * 24 * 3600, description="payouts fall due this long after the order",
                         json_schema_extra=checked(minimum=0, maximum=MAX_HOLD_S))
@@ -86,10 +88,10 @@ class CampaignPatch(Strict):
     """The fields to change; omitted ones stay. Only budget_minor and the dates take null (no cap,
     no date); slots, digits, period and base code are fixed."""
     model_config = example(pool_minor=50000, budget_minor=2000000)
-    pool_minor: I64 = Field(KEEP, json_schema_extra=checked(minimum=0))
+    pool_minor: Money = Field(KEEP, json_schema_extra=checked(minimum=0))
     rule: str = Field(KEEP, json_schema_extra=checked(enum=RULES))
     rule_params: dict[str, Any] = KEEP
-    budget_minor: I64 | None = Field(None, json_schema_extra=checked(minimum=0))
+    budget_minor: Money | None = Field(None, json_schema_extra=checked(minimum=0))
     hold_s: I32 = Field(KEEP, json_schema_extra=checked(minimum=0, maximum=MAX_HOLD_S))
     starts_at_ms: I64 | None = None
     ends_at_ms: I64 | None = None
@@ -146,7 +148,7 @@ class AdminKeyIn(BaseModel):
 class OrderIn(Strict):
     model_config = example(entry_id="5d41402abc4b2a76b9719d911017c592", amount_minor=12900)
     entry_id: str = Field(description="the shopper's entry, from GET /r/{code}")
-    amount_minor: I64 = Field(description="the sale, minor units", json_schema_extra=checked(minimum=1))
+    amount_minor: Money = Field(description="the sale, minor units", json_schema_extra=checked(minimum=1))
 
 
 class AccountIn(Strict):

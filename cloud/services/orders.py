@@ -81,6 +81,19 @@ def place_order(sf: SessionFactory, merchant_id: int, idempotency_key: str, entr
         return prior, True
 
 
+def _check_open(c: Campaign, t: int) -> None:
+    """An order books only while its campaign runs: 409 with the reason otherwise (a released
+    code, or a time before starts_at_ms or after ends_at_ms). Checked under the campaign's lock,
+    so a release that commits first is seen."""
+    if c.released_at_ms is not None:
+        raise conflict("campaign_released", "this campaign's base code was released: no more orders",
+                       "该活动的基础码已释放，不再接受订单")
+    if c.starts_at_ms is not None and t < c.starts_at_ms:
+        raise conflict("campaign_not_started", "this campaign has not started yet", "该活动尚未开始")
+    if c.ends_at_ms is not None and t > c.ends_at_ms:
+        raise conflict("campaign_ended", "this campaign has ended", "该活动已结束")
+
+
 def _book(s: Session, merchant_id: int, key: str, req_hash: str, entry_id: str,
           amount_minor: int, t: int) -> dict[str, Any]:
     e = s.get(Entry, entry_id)
@@ -88,6 +101,7 @@ def _book(s: Session, merchant_id: int, key: str, req_hash: str, entry_id: str,
     c = s.get(Campaign, e.campaign_id)
     assert c is not None
     s.refresh(c)  # the locked row, not a copy read before the lock
+    _check_open(c, t)
     nodes = merged_chain(s, e, merchant_id)
     params = json.loads(c.rule_params_json or "{}")
     cap = None if c.budget_minor is None else max(0, c.budget_minor - c.spent_minor)

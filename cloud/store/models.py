@@ -49,6 +49,21 @@ class ApiKey(Base):
     revoked_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
+class WebSession(Base):
+    """A login on the merchant page (cloud/services/web_sessions.py). Only the SHA-256 of the
+    session token is stored (the token is 256 random bits, like an API key). user_id is for
+    person logins (issue 14); a login with a merchant key has none."""
+    __tablename__ = "web_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    expires_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
 class Location(Base):
     """A shop or a spot in it where displays hang."""
     __tablename__ = "locations"

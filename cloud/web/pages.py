@@ -29,6 +29,19 @@ MERCHANT_LABELS = {
     "none": ("尚无设备", "No devices yet"),
     "gaps_note": ("缺失：设备日志序号中未收到的记录数。",
                   "Gaps: records missing from a device's log sequence."),
+    "logout": ("退出登录", "Sign out"),
+}
+# (zh-CN, en) for the login form; errors by the code the route gives
+LOGIN_LABELS = {
+    "title": ("商户登录", "Merchant sign-in"),
+    "key": ("商户密钥", "Merchant key"),
+    "hint": ("以 mk_ 开头，由 mcode 管理员发给您。请勿放进网址或转发。",
+             "Starts with mk_; your mcode operator gave it to you. Never put it in a link or forward it."),
+    "submit": ("登录", "Sign in"),
+    "ttl": ("{h} 小时后自动退出。", "You are signed out after {h} hours."),
+    "err_key": ("密钥错误，请重试。", "Wrong key. Try again."),
+    "err_role": ("这不是商户密钥。", "This is not a merchant key."),
+    "err_csrf": ("表单已过期，请重试。", "The form expired. Try again."),
 }
 
 
@@ -39,7 +52,21 @@ def environment() -> Environment:
                        trim_blocks=True, lstrip_blocks=True)
 
 
-def merchant_page(merchant_name: str, stats: dict[str, Any]) -> str:
-    """The merchant page (商户页) from `stats.merchant_stats`."""
+def merchant_page(merchant_name: str, stats: dict[str, Any], csrf: str | None = None) -> str:
+    """The merchant page (商户页) from `stats.merchant_stats`; with a login's `csrf` token, a
+    sign-out button."""
     return environment().get_template("merchant.html").render(
-        L=MERCHANT_LABELS, merchant_name=merchant_name, stats=stats, totals=stats["totals"])
+        L=MERCHANT_LABELS, merchant_name=merchant_name, stats=stats, totals=stats["totals"], csrf=csrf)
+
+
+def login_page(csrf: str, error: str | None, ttl_s: int) -> str:
+    """The login form (商户登录); `error` is "key", "role" or "csrf"."""
+    hours = max(1, ttl_s // 3600)
+    ttl = (LOGIN_LABELS["ttl"][0].format(h=hours), LOGIN_LABELS["ttl"][1].format(h=hours))
+    return environment().get_template("login.html").render(
+        L=LOGIN_LABELS, csrf=csrf, error=LOGIN_LABELS.get(f"err_{error}") if error else None, ttl=ttl)
+
+
+def docs_page(title: str, assets_url: str) -> str:
+    """Swagger UI's page: its start script is static/swagger-init.js (no inline script)."""
+    return environment().get_template("docs.html").render(title=title, assets=assets_url)

@@ -85,7 +85,8 @@ def clock() -> Clock:
 @pytest.fixture
 def client(engine: Engine, clock: Clock) -> Iterator[TestClient]:
     app = create_app(Settings(db_url="unused", admin_key=ADMIN_KEY), engine=engine, clock_=clock)
-    with TestClient(app) as c:
+    # https: cookies are Secure by default, and a client keeps them for https only
+    with TestClient(app, base_url="https://testserver") as c:
         yield c
 
 

@@ -89,7 +89,7 @@ def test_merchant_page_counts_and_isolation(client: TestClient, sf: SessionFacto
     assert [d["device_id"] for d in sb["devices"]] == [b.devices[0]["device_id"]]
     assert sb["totals"]["events"] == 4
 
-    page = client.get(f"/merchant?key={ka}")
+    page = client.get("/merchant", headers={"Authorization": f"Bearer {ka}"})
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     html = page.text
     assert "扫码" in html and "Scans" in html and "Shop A" in html
@@ -98,8 +98,10 @@ def test_merchant_page_counts_and_isolation(client: TestClient, sf: SessionFacto
     for d in (a0, a1):
         assert d["device_id"] not in page_b
     assert "Shop A" not in page_b and b.devices[0]["device_id"] in page_b
-    anon = client.get("/merchant")
-    assert (anon.status_code, anon.json()["code"]) == (401, "unauthorized")
+    anon = client.get("/merchant", follow_redirects=False)  # a browser with no login: to /login
+    assert (anon.status_code, anon.headers["location"]) == (303, "/login")
+    anon_json = client.get("/merchant/stats.json")
+    assert (anon_json.status_code, anon_json.json()["code"]) == (401, "unauthorized")
     with sf() as s:  # the device key never appears on the page
         keys = [k.hex() for k in s.scalars(select(Device.device_key))]
     assert not any(k in html for k in keys)

@@ -1,14 +1,15 @@
-"""The merchant page (商户页): HTML from cloud/web, and the same numbers as JSON."""
+"""The merchant page (商户页): HTML from cloud/web, and the same numbers as JSON. A browser signs
+in at /login (a session cookie); an API client sends its key as `Authorization: Bearer`."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cloud.http import schemas as o
-from cloud.http.deps import SF, MerchantDep
+from cloud.http.deps import SF, MerchantDep, PageMerchant
 from cloud.http.schemas import errors
 from cloud.services import stats
 from cloud.web import pages
@@ -17,10 +18,14 @@ router = APIRouter(tags=["merchant page"])
 
 
 @router.get("/merchant", response_class=HTMLResponse, responses=errors(401, 403))
-def get_merchant_page(sf: SF, merchant: MerchantDep) -> HTMLResponse:
-    """The merchant page (商户页), zh-CN and en."""
-    return HTMLResponse(pages.merchant_page(merchant.name, stats.merchant_stats(sf, merchant.id)),
-                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+def get_merchant_page(sf: SF, found: PageMerchant) -> Response:
+    """The merchant page (商户页), zh-CN and en. Without a key or a live login: 303 to /login."""
+    if found is None:
+        return RedirectResponse("/login", status_code=303, headers={"Cache-Control": "no-store"})
+    merchant, session = found
+    html = pages.merchant_page(merchant.name, stats.merchant_stats(sf, merchant.id),
+                               csrf=session.csrf_token if session is not None else None)
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/merchant/stats.json", response_model=o.MerchantStats, responses=errors(401, 403))
