@@ -1,16 +1,20 @@
 """uvicorn's access log, made safe to keep: each line is the method, the path without its query
-string, and the status; never a query (a key or a visitor token might ride in one) nor a header;
-control characters escaped; at most MAX_LINE characters, so a 60,000-digit path costs the log
-what a short one does. `mcode cloud run` passes log_config() to uvicorn."""
+string (entry ids in it shortened), and the status; never a query (a key or a visitor token might
+ride in one) nor a header; control characters escaped; at most MAX_LINE characters, so a
+60,000-digit path costs the log what a short one does. `mcode cloud run` passes log_config() to uvicorn."""
 
 from __future__ import annotations
 
 import copy
 import logging
+import re
 from typing import Any
 
 MAX_LINE = 300
 MAX_PATH = 200
+# a path segment of 32+ hex digits is a bearer secret (an entry id is 128 random bits held by the
+# shopper: whoever has it can share as them): the log keeps its first 4 digits only
+_SECRET_SEGMENT = re.compile(r"/([0-9a-fA-F]{4})[0-9a-fA-F]{28,}(?=/|$)")
 
 
 def _printable(s: str) -> str:
@@ -18,7 +22,7 @@ def _printable(s: str) -> str:
 
 
 def access_line(client: object, method: object, path: object, version: object, status: object) -> str:
-    p = _printable(str(path).split("?", 1)[0])
+    p = _SECRET_SEGMENT.sub(r"/\1…", _printable(str(path).split("?", 1)[0]))
     if len(p) > MAX_PATH:
         p = p[:MAX_PATH] + "…"
     m, v = _printable(str(method))[:16], _printable(str(version))[:8]

@@ -64,3 +64,7 @@ def test_the_filter_on_uvicorn_records() -> None:
     assert rec.getMessage() == '127.0.0.1:5 "GET /merchant HTTP/1.1" 200'
     assert len(access_line("c", "GET", "/r/" + "9" * 60_000, "1.1", 404)) <= MAX_LINE
     assert "\\x0a" in access_line("c", "GET", "/a\nforged line", "1.1", 404)
+    entry = "9138dc97f7c62017ca0918447c7e433a"  # a shopper's entry id: a bearer secret
+    assert access_line("c", "POST", f"/entries/{entry}/share", "1.1", 201) == \
+        'c "POST /entries/9138…/share HTTP/1.1" 201'
+    assert "8cc5d710a346492d" in access_line("c", "GET", "/devices/8cc5d710a346492d", "1.1", 200)
