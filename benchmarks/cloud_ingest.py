@@ -54,6 +54,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import func, select
 
+from cloud.mqtt import identity
 from cloud.mqtt.worker import MAX_GROUP, SESSION_EXPIRY_S, IngestWorker, shared_subscription
 from cloud.services import campaigns, merchants, provision
 from cloud.services.ingest import EVENT_COLUMNS, Ingestor
@@ -163,11 +164,13 @@ def _client(client_id: str, user: str, password: str) -> mqtt.Client:
     return c
 
 
-def register_sessions(broker: Broker, client_ids: list[str], subscription: str) -> None:
-    """Make each worker's persistent session and its subscription, then leave: what is published
-    next waits in those sessions."""
-    for cid in client_ids:
-        c = _client(cid, "cloud", CLOUD_PW)
+def register_sessions(broker: Broker, worker_ids: list[str], subscription: str) -> None:
+    """Make each worker's persistent session and its subscription, as that worker's own broker
+    user and client id (cloud/mqtt/identity.py), then leave: what is published next waits there."""
+    for wid in worker_ids:
+        user = identity.role_user("cloud", identity.ingest_role(wid))
+        cid = identity.client_id(CLOUD_PW, user)
+        c = _client(cid, user, CLOUD_PW)
         done = threading.Event()
         c.on_connect = lambda cl, ud, fl, rc, pr_: cl.subscribe(subscription, qos=1)
         c.on_subscribe = lambda *a, done=done: done.set()
@@ -182,7 +185,7 @@ def register_sessions(broker: Broker, client_ids: list[str], subscription: str) 
 
 
 def publish_all(broker: Broker, payloads: list[bytes], window: int = 100) -> None:
-    c = _client(f"bench-gw-{GW_HEX}", GW_HEX, GW_PW)
+    c = _client(identity.gateway_client_id(GW_HEX), GW_HEX, GW_PW)
     c.max_inflight_messages_set(window)
     acked = threading.Semaphore(0)
     c.on_publish = lambda *a: acked.release()
@@ -204,10 +207,10 @@ def publish_all(broker: Broker, payloads: list[bytes], window: int = 100) -> Non
 class WorkerProcess:
     """This module's --child mode: one IngestWorker in its own process, started on "GO"."""
 
-    def __init__(self, url: str, broker: Broker, client_id: str, group: str) -> None:
+    def __init__(self, url: str, broker: Broker, worker_id: str, group: str) -> None:
         self.p = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.cloud_ingest", "--child", "--db-url", url, "--port",
-             str(broker.port), "--client-id", client_id, "--group", group],
+             str(broker.port), "--worker-id", worker_id, "--group", group],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
         self.last: dict[str, Any] = {}
         self.changed = threading.Event()
@@ -238,7 +241,7 @@ class WorkerProcess:
 def run_workers(work: Path, broker: Broker, w: Workload, k: int, tag: str) -> dict[str, Any]:
     url, sf = fresh_db(work / f"workers-{tag}.db", w)
     group = f"bench-{tag}"
-    ids = [f"bench-ingest-{tag}-{i}" for i in range(k)]
+    ids = [f"{tag}-{i}" for i in range(k)]  # fresh sessions each run; Broker(ingest_workers=) has them
     register_sessions(broker, ids, shared_subscription(group))
     publish_all(broker, w.payloads)
     procs = [WorkerProcess(url, broker, cid, group) for cid in ids]
@@ -262,10 +265,10 @@ def run_workers(work: Path, broker: Broker, w: Workload, k: int, tag: str) -> di
             "errors": sum(f["errors"] for f in finals)}
 
 
-def child(url: str, port: int, client_id: str, group: str) -> None:
+def child(url: str, port: int, worker_id: str, group: str) -> None:
     sf = make_session_factory(make_engine(url))
     worker = IngestWorker(sf, Settings(broker_host="127.0.0.1", broker_port=port, broker_password=CLOUD_PW),
-                          client_id=client_id, group=group)
+                          worker_id=worker_id, group=group)
     print("READY", flush=True)
     stop = threading.Event()
 
@@ -314,7 +317,8 @@ def measure(batches: int, per_batch: int, devices: int, rounds: int, workers: li
         work = Path(d)
         w = make_workload(batches, per_batch, devices)
         runs: list[dict[str, Any]] = []
-        with Broker(work / "broker", {"cloud": CLOUD_PW, GW_HEX: GW_PW}) as broker:
+        ids = tuple(f"{r}-{k}-{i}" for r in range(rounds) for k in workers for i in range(k))
+        with Broker(work / "broker", {"cloud": CLOUD_PW, GW_HEX: GW_PW}, ingest_workers=ids) as broker:
             for r in range(rounds):
                 kinds: list[int] = [0, -1, *workers]  # 0: raw, -1: raw_grouped
                 kinds = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
@@ -368,11 +372,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--db-url", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--client-id", help=argparse.SUPPRESS)
+    ap.add_argument("--worker-id", help=argparse.SUPPRESS)
     ap.add_argument("--group", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
-        child(a.db_url, a.port, a.client_id, a.group)
+        child(a.db_url, a.port, a.worker_id, a.group)
         return
     if a.quick:
         a.batches, a.rounds = 200, 1

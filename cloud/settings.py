@@ -41,6 +41,9 @@ class Settings:
     rate_campaign_fail_per_s: float = 0.1
     rate_campaign_fail_burst: int = 20
     rate_max_keys: int = 100_000  # buckets kept per limit; idle (refilled) ones are dropped first
+    # What the ingest quarantine keeps per gateway; beyond it refusals are counted, not kept.
+    quarantine_quota_bytes: int = 1024 * 1024
+    quarantine_quota_rows: int = 10_000
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -73,4 +76,6 @@ class Settings:
             rate_campaign_fail_per_s=float(get("RATE_CAMPAIGN_FAIL_PER_S", str(d.rate_campaign_fail_per_s))),
             rate_campaign_fail_burst=int(get("RATE_CAMPAIGN_FAIL_BURST", str(d.rate_campaign_fail_burst))),
             rate_max_keys=int(get("RATE_MAX_KEYS", str(d.rate_max_keys))),
+            quarantine_quota_bytes=int(get("QUARANTINE_QUOTA_BYTES", str(d.quarantine_quota_bytes))),
+            quarantine_quota_rows=int(get("QUARANTINE_QUOTA_ROWS", str(d.quarantine_quota_rows))),
         )

@@ -9,6 +9,7 @@ import typer
 
 from audit.cli import verify_command, witness_app
 from cloud.cli.db import app as db_app
+from cloud.cli.gateways import app as cloud_gateways_app
 from cloud.cli.main import app as cloud_app
 from cloud.cli.rules import app as rules_app
 from gateway.cli import app as gateway_app
@@ -17,6 +18,7 @@ from tools.cli import app as tools_app
 app = typer.Typer(help="mcode: rotating M-codes, BLE gateway, reward cloud.", no_args_is_help=True)
 app.add_typer(gateway_app, name="gateway")
 cloud_app.add_typer(db_app, name="db")
+cloud_app.add_typer(cloud_gateways_app, name="gateway")
 app.add_typer(cloud_app, name="cloud")
 app.add_typer(tools_app, name="tools")
 app.add_typer(rules_app, name="rules")

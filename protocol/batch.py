@@ -1,7 +1,7 @@
 """Gateway batches and cloud acks (CPython only: gateway and cloud share it, the device never sees a batch).
 
 envelope = CBOR [1, body: bstr, sig: bstr(64)]
-body     = CBOR {"gw": bstr(8), "bseq": uint, "ts": uint (unix ms),
+body     = CBOR {"gw": bstr(8), "bseq": uint <= 2^63-1, "ts": uint (unix ms) <= MAX_TS_MS,
             "recs": [[device_id bstr(8), record bstr(40)], ...]}
 sig      = Ed25519(gateway private key, b"mcode/v0/batch" || body)
 
@@ -23,8 +23,9 @@ HOST_ONLY = True  # never shipped to a device (tools/build.py reads this)
 
 ENVELOPE_VERSION = 1
 SIG_CONTEXT = b"mcode/v0/batch"
-MAX_PAYLOAD = 256 * 1024  # bytes on the wire; the cloud quarantines anything larger
 MAX_RECORDS = 1000
+MAX_BSEQ = 2**63 - 1  # bseq and ts fit SQLite's and PostgreSQL's BIGINT
+MAX_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z; ts is unsigned, so 0 is the lower bound
 
 TOPIC_ROOT = "mcode/v0/gw"
 
@@ -61,6 +62,14 @@ def encode_body(batch: Batch) -> bytes:
                         "recs": [[d, r] for d, r in batch.records]})
 
 
+def largest_payload() -> int:
+    """The wire size of the largest batch a gateway may send: MAX_RECORDS records and the largest
+    bseq and ts (CBOR's lengths depend only on the values' sizes, never on the bytes)."""
+    top = Batch(b"\xff" * 8, MAX_BSEQ, MAX_TS_MS, [(b"\xff" * 8, b"\xff" * RECORD_LEN)] * MAX_RECORDS)
+    body = encode_body(top)
+    return len(cbor2.dumps([ENVELOPE_VERSION, body, b"\xff" * 64]))
+
+
 def sign(batch: Batch, key: Ed25519PrivateKey) -> bytes:
     body = encode_body(batch)
     return cbor2.dumps([ENVELOPE_VERSION, body, key.sign(SIG_CONTEXT + body)])
@@ -88,6 +97,8 @@ def open_envelope(payload: bytes) -> tuple[bytes, bytes, Batch]:
     if not (isinstance(gw, bytes) and len(gw) == 8 and isinstance(bseq, int) and bseq >= 0
             and isinstance(ts, int) and isinstance(recs, list)):
         raise BatchError("malformed_body")
+    if not (bseq <= MAX_BSEQ and 0 <= ts <= MAX_TS_MS):  # ts = -2^64 once reached the database
+        raise BatchError("malformed_body", f"bseq {bseq} or ts {ts} out of range"[:200])
     if len(recs) > MAX_RECORDS:
         raise BatchError("oversized", f"{len(recs)} records > {MAX_RECORDS}")
     out: list[tuple[bytes, bytes]] = []
@@ -97,6 +108,9 @@ def open_envelope(payload: bytes) -> tuple[bytes, bytes, Batch]:
             raise BatchError("malformed_record")
         out.append((item[0], item[1]))
     return body, sig, Batch(gw, bseq, ts, out)
+
+
+MAX_PAYLOAD = largest_payload()  # bytes on the wire (52,118); the cloud quarantines anything larger
 
 
 def verify(body: bytes, sig: bytes, public_key: Ed25519PublicKey) -> bool:

@@ -1,8 +1,16 @@
 """A real Mosquitto on a free loopback port, with password auth and per-gateway ACLs that cover
 SUBSCRIBE too (Mosquitto's dynamic-security plugin).
 
-Usernames: "cloud" and one user per gateway named by its hex id. What each may do, and nothing
-else (the plugin's default access is deny for publish, receive, subscribe and unsubscribe):
+Usernames: the cloud's users and one user per gateway named by its hex id. Every user is bound to
+one client id (the plugin's `clientid`): connecting with another id is CONNACK 0x87, so no user can
+take over another's session (a user with no bound id could take over any, bound or not). Gateways
+are bound to `gw-<id>`. The "cloud" entry of `users` makes the cloud's users (cloud/mqtt/identity.py:
+cloud-ingest-<w> for each of `ingest_workers`, cloud-reports, cloud-config, each bound to its
+HMAC-derived id, all with the cloud's password and role) and the user "cloud" itself, for test
+stand-ins (sim/cloud_acker.py, observers) that pick their own client ids: it is bound too unless
+named in `open_users` (by default it is; a production broker has no such user, docs/gateway.md).
+What each may do, and nothing else (the plugin's default access is deny for publish, receive,
+subscribe and unsubscribe):
 - a gateway: publish mcode/v0/gw/<its id>/{batch,status,report}; subscribe to (and receive)
   exactly mcode/v0/gw/<its id>/ack and .../config, no wildcards, no $share;
 - cloud: subscribe to (and receive) mcode/v0/gw/+/{batch,status,report} and the ingest workers'
@@ -22,6 +30,13 @@ With `tls` it also listens on `tls_port` with TLS (sim/certs.py makes the files 
 the same users and ACLs, optionally requiring a client certificate from the same CA.
 `autosave_interval` is how often Mosquitto writes its persistence (it also writes on SIGTERM,
 never on SIGKILL): what it PUBACKed since the last save is lost by a SIGKILL.
+
+`message_size_limit` is the largest legitimate message of any kind (MESSAGE_SIZE_LIMIT: a signed
+gateway config, 256 KiB; the largest batch is 52,118 bytes and the cloud quarantines a larger one
+as `oversized`); Mosquitto's limit is global, not per topic. Larger publishes get PUBACK 0x83
+and go nowhere. Retained messages cannot be refused per topic on Mosquitto 2.0 (`retain_available`
+is global, and gateways retain their status, the cloud their configs), so the ingest worker ignores
+retained batches (cloud/mqtt/worker.py).
 """
 
 from __future__ import annotations
@@ -38,8 +53,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cloud.mqtt import identity
 from protocol import batch as pb
-from protocol import gwconfig
+from protocol import gwconfig, health
 from sim.ports import free_port, wait_port
 from sim.process import stop_process
 
@@ -48,6 +64,8 @@ DYNSEC_SO = "mosquitto_dynamic_security.so"
 PW_ITERATIONS = 101  # what mosquitto_ctrl and mosquitto_passwd of 2.0.11 use
 SALT_LEN = 12  # the plugin drops a client whose salt is any other length (clients.c)
 HASH_LEN = 64  # PBKDF2-HMAC-SHA512 output
+INGEST_WORKERS = ("0", "1", "2", "3")  # worker ids the cloud's users are made for
+MESSAGE_SIZE_LIMIT = max(pb.MAX_PAYLOAD, gwconfig.MAX_PAYLOAD, health.MAX_PAYLOAD)
 
 
 def mosquitto_exe() -> str:
@@ -92,18 +110,31 @@ def gateway_role(gw: str) -> dict[str, Any]:
         *_allow("unsubscribeLiteral", *reads)]}
 
 
-def _client(user: str, password: str, role: str) -> dict[str, Any]:
+def _client(user: str, password: str, role: str, clientid: str | None) -> dict[str, Any]:
     salt = os.urandom(SALT_LEN)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PW_ITERATIONS, HASH_LEN)
+    bound = {} if clientid is None else {"clientid": clientid}
     return {"username": user, "password": base64.b64encode(digest).decode(),
             "salt": base64.b64encode(salt).decode(), "iterations": PW_ITERATIONS,
-            "roles": [{"rolename": role}]}
+            "roles": [{"rolename": role}], **bound}
 
 
-def dynsec_config(users: dict[str, str]) -> dict[str, Any]:
-    """The plugin's whole state: one client and one role per user, everything else denied."""
-    roles = [cloud_role() if u == CLOUD_USER else gateway_role(u) for u in users]
-    clients = [_client(u, pw, r["rolename"]) for (u, pw), r in zip(users.items(), roles, strict=True)]
+def dynsec_config(users: dict[str, str], ingest_workers: tuple[str, ...] = INGEST_WORKERS,
+                  open_users: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The plugin's whole state: one client per user, each bound to its client id (except
+    `open_users`), one role per gateway and one for the cloud's users; everything else denied."""
+    roles, clients = [], []
+    for user, pw in users.items():
+        if user == CLOUD_USER:
+            roles.append(cloud_role())
+            cloud = [user, *identity.cloud_users(CLOUD_USER, ingest_workers)]
+            clients += [_client(u, pw, CLOUD_USER, None if u in open_users else identity.client_id(pw, u))
+                        for u in cloud]
+        else:
+            role = gateway_role(user)
+            roles.append(role)
+            clients.append(_client(user, pw, role["rolename"],
+                                   None if user in open_users else identity.gateway_client_id(user)))
     return {"clients": clients, "groups": [], "roles": roles,
             "defaultACLAccess": {"publishClientSend": False, "publishClientReceive": False,
                                  "subscribe": False, "unsubscribe": False}}
@@ -125,6 +156,8 @@ class Broker:
     tls: BrokerTls | None = None
     tls_port: int = 0
     autosave_interval: int = 1
+    ingest_workers: tuple[str, ...] = INGEST_WORKERS
+    open_users: frozenset[str] = frozenset({CLOUD_USER})  # test stand-ins only; see the docstring
     tcp_nodelay: bool = True  # False only to measure what Nagle costs (benchmarks/end_to_end.py --nagle)
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
@@ -137,7 +170,7 @@ class Broker:
         sec = self.workdir / "dynsec.json"
         sec.touch(mode=0o600)
         sec.chmod(0o600)  # password hashes: private before anything is written
-        sec.write_text(json.dumps(dynsec_config(self.users), indent=1))
+        sec.write_text(json.dumps(dynsec_config(self.users, self.ingest_workers, self.open_users), indent=1))
         data = self.workdir / "data"
         data.mkdir(exist_ok=True)
         conf = self.workdir / "mosquitto.conf"
@@ -154,6 +187,7 @@ class Broker:
             f"autosave_interval {self.autosave_interval}\n"
             "max_queued_messages 100000\n"
             "max_inflight_messages 100\n"
+            f"message_size_limit {MESSAGE_SIZE_LIMIT}\n"
             # Nagle would hold each small PUBLISH/PUBACK back for the peer's delayed ACK (about
             # 40 ms a round trip); Mosquitto leaves it on unless told.
             f"set_tcp_nodelay {'true' if self.tcp_nodelay else 'false'}\n"

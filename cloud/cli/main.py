@@ -18,10 +18,20 @@ def _group() -> None:
     """Keeps `run` a sub-command even while it is the only one."""
 
 
+def _worker_id(value: str) -> str:
+    from cloud.mqtt.identity import ingest_role
+
+    try:
+        ingest_role(value)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    return value
+
+
 WorkerIdOpt = Annotated[str, typer.Option(
-    "--worker-id", envvar=f"{ENV_PREFIX}WORKER_ID",
-    help="MQTT client id of this ingest worker: one per worker, the same across its restarts (the broker "
-         "keeps its session and resends what it had not acknowledged)")]
+    "--worker-id", envvar=f"{ENV_PREFIX}WORKER_ID", callback=_worker_id,
+    help="this ingest worker's id (broker user <broker user>-ingest-<id>): one per worker, the same across "
+         "its restarts (the broker keeps its session and resends what it had not acknowledged)")]
 IngestGroupOpt = Annotated[str | None, typer.Option(
     "--ingest-group", envvar=f"{ENV_PREFIX}INGEST_GROUP",
     help="shared-subscription group: workers in one group split the batches ('' = each gets all); "
@@ -35,7 +45,7 @@ def run(db_url: str | None = typer.Option(None, help=f"SQLAlchemy URL [env {ENV_
         broker_host: str | None = typer.Option(None, help=f"MQTT broker host [env {ENV_PREFIX}BROKER_HOST]"),
         broker_port: int | None = typer.Option(None, help=f"MQTT broker port [env {ENV_PREFIX}BROKER_PORT]"),
         ingest: bool = typer.Option(True, "--ingest/--no-ingest", help="Run the MQTT ingest worker too"),
-        worker_id: WorkerIdOpt = "mcode-cloud-ingest", ingest_group: IngestGroupOpt = None,
+        worker_id: WorkerIdOpt = "0", ingest_group: IngestGroupOpt = None,
         ) -> None:
     """Serve the HTTP API (uvicorn) and run the MQTT ingest worker. Secrets (admin key, broker
     password) come from the environment only: MCODE_CLOUD_ADMIN_KEY, MCODE_CLOUD_BROKER_PASSWORD."""
@@ -58,7 +68,7 @@ def run(db_url: str | None = typer.Option(None, help=f"SQLAlchemy URL [env {ENV_
         from cloud.mqtt.report_listener import ReportListener
 
         group = default_group(st.broker_password) if ingest_group is None else ingest_group
-        worker = IngestWorker(api.state.session_factory, st, client_id=worker_id, group=group).start()
+        worker = IngestWorker(api.state.session_factory, st, worker_id=worker_id, group=group).start()
         reports = ReportListener(api.state.session_factory, st).start()
     try:
         uvicorn.run(api, host=st.http_host, port=st.http_port, log_config=access_log.log_config())
@@ -73,7 +83,7 @@ DbUrlOpt = Annotated[str | None, typer.Option(help=f"SQLAlchemy URL [env {ENV_PR
 
 
 @app.command("ingest")
-def ingest_only(worker_id: WorkerIdOpt = "mcode-cloud-ingest", ingest_group: IngestGroupOpt = None,
+def ingest_only(worker_id: WorkerIdOpt = "0", ingest_group: IngestGroupOpt = None,
                 db_url: DbUrlOpt = None,
                 broker_host: Annotated[str | None, typer.Option(help="MQTT broker host")] = None,
                 broker_port: Annotated[int | None, typer.Option(help="MQTT broker port")] = None,
@@ -97,7 +107,7 @@ def ingest_only(worker_id: WorkerIdOpt = "mcode-cloud-ingest", ingest_group: Ing
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     group = default_group(st.broker_password) if ingest_group is None else ingest_group
-    worker = IngestWorker(sf, st, client_id=worker_id, group=group).start()
+    worker = IngestWorker(sf, st, worker_id=worker_id, group=group).start()
     log.info("ingest worker %s subscribed (%s group)", worker_id, "a shared" if group else "no")
     try:
         while not stop.wait(report_s):

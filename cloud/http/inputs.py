@@ -170,3 +170,15 @@ class GatewayIn(BaseModel):
                             json_schema_extra=checked(pattern="^[0-9a-fA-F]{64}$"))
     merchant_id: Id | None = Field(None, description="serve only this merchant's devices")
     label: Str200 = ""
+
+
+class GatewayRotateIn(Strict):
+    model_config = example(public_key="3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+                           grace_s=86400)
+    public_key: str = Field(description="the gateway's new raw Ed25519 public key, 32 bytes as hex",
+                            json_schema_extra=checked(pattern="^[0-9a-fA-F]{64}$"))
+    grace_s: I32 = Field(86400, description="how long the previous key still verifies batches in flight",
+                         json_schema_extra=checked(minimum=0, maximum=30 * 24 * 3600))
+    until_bseq: I64 | None = Field(None, description="if set, the previous key verifies only batches "
+                                   "below this bseq (the first one signed with the new key)",
+                                   json_schema_extra=checked(minimum=0))

@@ -149,6 +149,17 @@ class GatewayList(Out):
     gateways: list[GatewayOut]
 
 
+class GatewayTrust(Out):
+    gateway_id: str
+    public_key: str = Field(description="the current raw Ed25519 public key, hex")
+    merchant_id: int | None
+    revoked_at_ms: int | None = Field(description="set: every later batch is quarantined as gateway_revoked")
+    key_rotated_at_ms: int | None
+    previous_key_until_ms: int | None = Field(description="the previous key verifies batches received "
+                                              "before this time")
+    previous_key_until_bseq: int | None = Field(description="and, if set, only below this bseq")
+
+
 class GatewayDeviceKey(Out):
     device_id: str
     base: str

@@ -1,6 +1,6 @@
-"""The one way the cloud makes an MQTT client: MQTT v5, the cloud's broker user, TLS when the
-settings name a CA, keepalive and TCP_NODELAY from the settings. The ingest worker, the config
-publisher and the report listener all start here."""
+"""The one way the cloud makes an MQTT client: MQTT v5, the broker user and client id of its role
+(cloud/mqtt/identity.py), TLS when the settings name a CA, keepalive and TCP_NODELAY from the
+settings. The ingest worker, the config publisher and the report listener all start here."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 
+from cloud.mqtt import identity
 from cloud.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,13 @@ def _nodelay(_c: mqtt.Client, _ud: object, sock: Any) -> None:
             log.warning("TCP_NODELAY not set: %s", e)
 
 
-def make_client(st: Settings, client_id: str, *, manual_ack: bool = False) -> mqtt.Client:
-    """A client for the settings' broker; not yet connected (see `connect`)."""
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5,
-                    manual_ack=manual_ack)
-    c.username_pw_set(st.broker_user, st.broker_password)
+def make_client(st: Settings, role: str, *, manual_ack: bool = False) -> mqtt.Client:
+    """A client of `role` (identity.REPORTS, identity.CONFIG, identity.ingest_role(worker)) for
+    the settings' broker; not yet connected (see `connect`)."""
+    user = identity.role_user(st.broker_user, role)
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=identity.client_id(st.broker_password, user),
+                    protocol=mqtt.MQTTv5, manual_ack=manual_ack)
+    c.username_pw_set(user, st.broker_password)
     if st.broker_tls_ca:
         c.tls_set(ca_certs=st.broker_tls_ca, certfile=st.broker_tls_cert or None,
                   keyfile=st.broker_tls_key or None, cert_reqs=ssl.CERT_REQUIRED,

@@ -9,6 +9,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 
+from cloud.mqtt import identity
 from cloud.mqtt.client import connect, make_client
 from cloud.services.gateway_config import build_config
 from cloud.services.signing_key import signing_key
@@ -21,9 +22,11 @@ log = logging.getLogger(__name__)
 PUBLISH_WAIT_S = 10.0
 
 
-def publish(settings: Settings, topic: str, payload: bytes, client_id: str) -> None:
-    """One retained QoS 1 message, waited for until the broker's PUBACK."""
-    c = make_client(settings, client_id)
+def publish(settings: Settings, topic: str, payload: bytes) -> None:
+    """One retained QoS 1 message, waited for until the broker's PUBACK. The publisher has one
+    client id (identity.CONFIG): two processes publishing at once close each other's connection,
+    and paho reconnects and resends; a publish without a PUBACK within PUBLISH_WAIT_S raises."""
+    c = make_client(settings, identity.CONFIG)
     connect(c, settings)
     c.loop_start()
     try:
@@ -43,7 +46,7 @@ def publish_config(sf: SessionFactory, settings: Settings, gateway_id: str,
     """Build, sign, store and publish the gateway's next config; a summary for the operator."""
     cfg, payload = build_config(sf, gateway_id, signing_key(settings.signing_key), firmware)
     gw_hex = cfg.gateway_id.hex()
-    publish(settings, gwconfig.config_topic(gw_hex), payload, f"mcode-cloud-config-{gw_hex}")
+    publish(settings, gwconfig.config_topic(gw_hex), payload)
     writes = {d.id.hex(): d.config_version for d in cfg.devices if d.config is not None}
     log.info("gateway %s: config v%d published (%d devices, %d writes, %d bytes)", gw_hex, cfg.version,
              len(cfg.devices), len(writes), len(payload))

@@ -9,6 +9,7 @@ import threading
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
+from cloud.mqtt import identity
 from cloud.mqtt.client import connect, make_client
 from cloud.services.gateway_config import store_report
 from cloud.settings import Settings
@@ -19,16 +20,15 @@ log = logging.getLogger(__name__)
 
 
 class ReportListener:
-    """Stores every gateway's delivery reports as they arrive (user `cloud`, QoS 1)."""
+    """Stores every gateway's delivery reports as they arrive (user `<broker user>-reports`, QoS 1)."""
 
-    def __init__(self, sf: SessionFactory, settings: Settings,
-                 client_id: str = "mcode-cloud-reports") -> None:
+    def __init__(self, sf: SessionFactory, settings: Settings) -> None:
         self._sf = sf
         self._settings = settings
         self.stored = 0
         self.refused = 0
         self.subscribed = threading.Event()
-        self._client = make_client(settings, client_id)
+        self._client = make_client(settings, identity.REPORTS)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message

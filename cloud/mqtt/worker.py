@@ -1,7 +1,10 @@
-"""The ingest worker: MQTT v5, QoS 1, user `cloud`, one member of the shared subscription
+"""The ingest worker: MQTT v5, QoS 1, one member of the shared subscription
 `$share/<group>/mcode/v0/gw/+/batch`, so that several workers behind one broker split the batches.
 
-Each worker has its own client id and a persistent session. Deliveries are handled on a thread of
+Each worker has its own broker user and client id (cloud/mqtt/identity.py: `<broker user>-ingest-
+<worker id>`, bound on the broker) and a persistent session. A retained batch is not ingested
+(counted in `retained`, PUBACKed): the subscription asks for the retain flag as published, and a
+batch is a one-off delivery, never state to hand to the next subscriber. Deliveries are handled on a thread of
 their own, several per database transaction when they queue up (cloud.services.ingest.Ingestor): commit,
 then each batch's ack to its gateway, then the PUBACKs. Nothing is PUBACKed before its commit, so a
 worker that dies loses nothing: the broker resends what it had not PUBACKed when that worker's
@@ -22,10 +25,12 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 from sqlalchemy import exc as sa_exc
 
+from cloud.mqtt import identity
 from cloud.mqtt.client import connect, make_client
-from cloud.services.ingest import Ingestor, IngestResult
+from cloud.services.ingest import Ingestor, IngestResult, QuarantineQuota
 from cloud.settings import Settings
 from cloud.store.engine import SessionFactory
 from protocol import batch as pbatch
@@ -34,7 +39,7 @@ log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps our subscription and queued batches this long
 DEFAULT_GROUP = "mcode-ingest"
-DEFAULT_CLIENT_ID = "mcode-cloud-ingest"
+DEFAULT_WORKER_ID = "0"
 MAX_GROUP = 50  # deliveries per transaction at most: below the broker's in-flight window, so it keeps
 # sending while we commit
 RETRY_MIN_S, RETRY_MAX_S = 0.05, 5.0  # backoff while the database is unavailable
@@ -53,6 +58,8 @@ class IngestCounts:
     quarantined: int = 0  # whole batches refused
     acks: int = 0
     errors: int = 0  # failed attempts (database trouble) and failed ack publishes; retried, not lost
+    retained: int = 0  # retained batches: PUBACKed, not ingested, no ack
+    quarantine_dropped: int = 0  # refusals the quarantine quota turned away (also in quarantine_drops)
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
 
@@ -79,11 +86,15 @@ def shared_subscription(group: str, topic_filter: str = pbatch.BATCH_SUBSCRIPTIO
 
 class IngestWorker:
     def __init__(self, session_factory: SessionFactory, settings: Settings,
-                 client_id: str = DEFAULT_CLIENT_ID, group: str | None = None,
+                 worker_id: str = DEFAULT_WORKER_ID, group: str | None = None,
                  topic_filter: str = pbatch.BATCH_SUBSCRIPTION, max_group: int = MAX_GROUP) -> None:
-        self._ingestor = Ingestor(session_factory)
+        self._ingestor = Ingestor(session_factory, QuarantineQuota(settings.quarantine_quota_bytes,
+                                                                   settings.quarantine_quota_rows))
         self._settings = settings
-        self.client_id = client_id
+        self.worker_id = worker_id
+        role = identity.ingest_role(worker_id)
+        self.client_id = identity.client_id(settings.broker_password,
+                                            identity.role_user(settings.broker_user, role))
         if group is None:
             group = default_group(settings.broker_password)
         self.subscription = shared_subscription(group, topic_filter)
@@ -99,7 +110,7 @@ class IngestWorker:
         self._stopping = threading.Event()
         self._q: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
         self._thread: threading.Thread | None = None
-        self._client = make_client(settings, client_id, manual_ack=True)
+        self._client = make_client(settings, role, manual_ack=True)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_unsubscribe = self._on_unsubscribe
@@ -112,7 +123,7 @@ class IngestWorker:
             log.error("broker refused the connection: %s", rc)
             return
         client.unsubscribe(self._stale)
-        client.subscribe(self.subscription, qos=1)
+        client.subscribe(self.subscription, options=SubscribeOptions(qos=1, retainAsPublished=True))
 
     def _on_subscribe(self, _c: mqtt.Client, _ud: object, _mid: int, rcs: list[ReasonCode],
                       _props: Properties) -> None:
@@ -126,7 +137,13 @@ class IngestWorker:
         if mid == self._unsubscribe_mid:
             self._unsubscribed.set()
 
-    def _on_message(self, _c: mqtt.Client, _ud: object, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, c: mqtt.Client, _ud: object, msg: mqtt.MQTTMessage) -> None:
+        if msg.retain:  # a gateway may not park a batch on the broker for later subscribers
+            with self._counts_lock:
+                self.counts.retained += 1
+            log.warning("retained message on %s (%d bytes) not ingested", msg.topic[:200], len(msg.payload))
+            c.ack(msg.mid, msg.qos)
+            return
         self._q.put(msg)
 
     # processing thread
@@ -203,6 +220,7 @@ class IngestWorker:
                 c.stored += res.stored
                 c.duplicates += res.duplicates
                 c.rejected += res.rejected
+                c.quarantine_dropped += res.dropped
                 for reason, n in res.rejected_reasons.items():
                     c.rejected_by_reason[reason] = c.rejected_by_reason.get(reason, 0) + n
                 if res.status == pbatch.ACK_QUARANTINED:
@@ -222,7 +240,7 @@ class IngestWorker:
     def start(self, wait_s: float = 10.0) -> IngestWorker:
         """Connect, start the loops, and wait (up to wait_s) until the subscription is granted."""
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name=f"mcode-ingest-{self.client_id}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"mcode-ingest-{self.worker_id}", daemon=True)
         self._thread.start()
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = SESSION_EXPIRY_S

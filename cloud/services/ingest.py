@@ -4,7 +4,14 @@ and return the acks to publish after the commit. No MQTT here; see cloud.mqtt.wo
 `Ingestor.ingest_many` takes several deliveries in one transaction: on SQLite a commit costs more
 than a batch's rows, so a worker with a backlog commits once for all it has in hand. Every delivery
 still gets its own result and ack, and storage is idempotent on (device_id, epoch, seq), so any
-delivery may be ingested again (a redelivery, or two workers racing) without counting twice."""
+delivery may be ingested again (a redelivery, or two workers racing) without counting twice.
+
+Trust (docs/security.md, "Broker identities and ingest"): a revoked gateway's batches are
+quarantined as `gateway_revoked`; after a key rotation the previous key verifies only what was in
+flight (received before the grace deadline, bseq below the rotation point when one was given); a
+gateway of a merchant may forward only that merchant's devices (else `foreign_device`); and the
+quarantine keeps at most `QuarantineQuota` per gateway, counting what it turns away in
+`quarantine_drops` (and the log), never silently."""
 
 from __future__ import annotations
 
@@ -12,18 +19,18 @@ import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import cbor2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Dialect, Insert, select
+from sqlalchemy import Dialect, Insert, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from cloud.store.engine import SessionFactory, insert_ignore, now_ms
-from cloud.store.models import BatchRow, Device, Event, Gateway, Quarantine
+from cloud.store.models import BatchRow, Campaign, Device, Event, Gateway, Quarantine, QuarantineDrop
 from protocol import batch as pbatch
 from protocol import record
 from protocol.hmac256 import HmacKey
@@ -32,7 +39,6 @@ from protocol.keys import record_key
 log = logging.getLogger(__name__)
 
 _TOPIC = re.compile(r"^" + re.escape(pbatch.TOPIC_ROOT) + r"/([0-9a-f]{16})/batch$")
-_MAX_I64 = 2**63 - 1  # BIGINT columns: a signed batch with a larger bseq or ts is refused, not crashed on
 EVENT_COLUMNS = ("device_id", "epoch", "seq", "kind", "flags", "time", "data", "raw", "gateway_id", "bseq",
                  "received_at_ms")
 _IN_CHUNK = 500  # ids per IN (...) query: well under SQLite's bound-parameter limit
@@ -51,6 +57,15 @@ class IngestResult:
     reason: str = ""
     ack: bytes | None = None
     rejected_reasons: dict[str, int] = field(default_factory=dict)
+    dropped: int = 0  # refusals the quarantine quota turned away (counted in quarantine_drops)
+
+
+@dataclass(frozen=True)
+class QuarantineQuota:
+    """What the quarantine keeps per gateway at most (refusals naming no gateway share one quota);
+    beyond it a refusal is still refused and acked, but only counted and logged, not kept."""
+    bytes: int = 1024 * 1024
+    rows: int = 10_000
 
 
 @dataclass
@@ -100,24 +115,69 @@ def _open(topic: str, payload: bytes) -> _Opened | _Refused:
         body, sig, batch = pbatch.open_envelope(payload)
     except pbatch.BatchError as e:
         return _Refused(topic, gw, e, _peek_bseq(payload), payload)
-    if batch.bseq > _MAX_I64 or batch.ts_ms > _MAX_I64:
-        return _Refused(topic, gw, pbatch.BatchError("malformed_body", "bseq or ts above 2^63-1"), batch.bseq,
-                        payload)
     if batch.gateway_id.hex() != gw:
         return _Refused(topic, gw, pbatch.BatchError("topic_mismatch", f"body gw {batch.gateway_id.hex()}"),
                         batch.bseq, payload)
     return _Opened(topic, gw, body, sig, batch, payload)
 
 
-def _quarantine(session: Session, reason: str, detail: str, gateway_id: str | None, topic: str,
-                payload: bytes) -> None:
-    digest = hashlib.sha256(reason.encode() + b"\0" + topic.encode() + b"\0" + payload).hexdigest()
-    if len(payload) > pbatch.MAX_PAYLOAD:  # keep the head of an oversized payload, and its length
-        detail = f"{detail}; kept the first {pbatch.MAX_PAYLOAD} of {len(payload)} bytes"
-        payload = payload[:pbatch.MAX_PAYLOAD]
-    insert_ignore(session, Quarantine.__table__, [{  # type: ignore[arg-type]
-        "digest": digest, "reason": reason, "detail": detail[:2000], "gateway_id": gateway_id,
-        "topic": topic[:300], "payload": payload, "created_at_ms": now_ms()}], ["digest"])
+class _Quarantine:
+    """Quarantine rows of one transaction, within each gateway's quota. Usage is read from the
+    quarantine table itself (so rows an operator deletes free their quota) once per gateway and
+    transaction; two workers filling one gateway's quota at once may overshoot it by what they
+    hold in hand (at most 50 deliveries each). Drops are added to quarantine_drops at `close`."""
+
+    def __init__(self, session: Session, quota: QuarantineQuota, t: int) -> None:
+        self._s, self._quota, self._t = session, quota, t
+        self._used: dict[str, list[int]] = {}  # gateway ("" for none) -> [rows, bytes]
+        self._drops: dict[str, list[Any]] = {}  # gateway -> [rows, bytes, last reason]
+
+    def _usage(self, key: str) -> list[int]:
+        if key not in self._used:
+            col = Quarantine.gateway_id
+            q = select(func.count(), func.coalesce(func.sum(func.length(Quarantine.payload)), 0))
+            rows, size = self._s.execute(q.where(col == key if key else col.is_(None))).one()
+            self._used[key] = [int(rows), int(size)]
+        return self._used[key]
+
+    def put(self, reason: str, detail: str, gateway_id: str | None, topic: str, payload: bytes) -> bool:
+        """Keep one refusal; False if the quota turned it away (it is counted and logged)."""
+        digest = hashlib.sha256(reason.encode() + b"\0" + topic.encode() + b"\0" + payload).hexdigest()
+        if len(payload) > pbatch.MAX_PAYLOAD:  # keep the head of an oversized payload, and its length
+            detail = f"{detail}; kept the first {pbatch.MAX_PAYLOAD} of {len(payload)} bytes"
+            payload = payload[:pbatch.MAX_PAYLOAD]
+        key = gateway_id or ""
+        used = self._usage(key)
+        if used[0] + 1 > self._quota.rows or used[1] + len(payload) > self._quota.bytes:
+            drop = self._drops.setdefault(key, [0, 0, reason])
+            drop[0] += 1
+            drop[1] += len(payload)
+            drop[2] = reason
+            log.warning("quarantine quota of gateway %s full (%d rows, %d bytes): dropped a %s of %d bytes",
+                        key or "-", used[0], used[1], reason, len(payload))
+            return False
+        if insert_ignore(self._s, Quarantine.__table__, [{  # type: ignore[arg-type]
+                "digest": digest, "reason": reason, "detail": detail[:2000], "gateway_id": gateway_id,
+                "topic": topic[:300], "payload": payload, "created_at_ms": self._t}], ["digest"], ["id"]):
+            used[0] += 1
+            used[1] += len(payload)
+        return True
+
+    def close(self) -> None:
+        for key, (rows, size, reason) in sorted(self._drops.items()):
+            insert_ignore(self._s, QuarantineDrop.__table__, [{  # type: ignore[arg-type]
+                "gateway_id": key, "rows": 0, "bytes": 0, "last_reason": reason, "last_at_ms": self._t}],
+                ["gateway_id"])
+            self._s.execute(update(QuarantineDrop).where(QuarantineDrop.gateway_id == key).values(
+                rows=QuarantineDrop.rows + rows, bytes=QuarantineDrop.bytes + size, last_reason=reason,
+                last_at_ms=self._t))
+
+
+def quarantine_drops(sf: SessionFactory) -> dict[str, dict[str, Any]]:
+    """Per gateway ("" for refusals naming none), what the quarantine quota turned away."""
+    with sf() as s:
+        return {d.gateway_id: {"rows": d.rows, "bytes": d.bytes, "last_reason": d.last_reason,
+                               "last_at_ms": d.last_at_ms} for d in s.scalars(select(QuarantineDrop))}
 
 
 def _events_sql(dialect: Dialect) -> str:
@@ -147,13 +207,23 @@ def _batches_upsert(dialect: Dialect) -> Insert:
     raise RuntimeError(f"ingest: unsupported dialect {dialect.name}")
 
 
+def _in_flight(g: Gateway, bseq: int, t: int) -> bool:
+    """Whether a rotated gateway's previous key may still sign this batch: received before the
+    grace deadline and, if the rotation named one, below the first bseq of the new key."""
+    return (g.prev_public_key is not None and g.prev_key_until_ms is not None and t < g.prev_key_until_ms
+            and (g.prev_key_until_bseq is None or bseq < g.prev_key_until_bseq))
+
+
 class Ingestor:
     """Ingests deliveries for one worker thread (not thread-safe). Keeps the keys it has derived
     (record keys with their HMAC pads, parsed gateway public keys), keyed by the key bytes read from
     the database on every call, so a changed or removed key takes effect at once."""
 
-    def __init__(self, session_factory: SessionFactory) -> None:
+    def __init__(self, session_factory: SessionFactory, quota: QuarantineQuota | None = None,
+                 clock_ms: Callable[[], int] = now_ms) -> None:
         self._sf = session_factory
+        self._quota = quota or QuarantineQuota()
+        self._clock_ms = clock_ms
         self._record_keys: dict[bytes, HmacKey] = {}
         self._gateway_keys: dict[bytes, Ed25519PublicKey | None] = {}
         self._sql: tuple[str, Insert] | None = None
@@ -166,21 +236,23 @@ class Ingestor:
         their results, in order. Never raises on bad input: every refusal is a quarantine row and a
         result. A database failure raises and nothing is committed (the caller may retry all)."""
         items = [_open(t, p) for t, p in deliveries]
-        t = now_ms()
+        t = self._clock_ms()
         results: list[IngestResult] = []
         with self._sf.begin() as s:
             # Reads first: on SQLite the write transaction then begins at the first INSERT, so a
             # second worker process only ever waits for the lock (busy_timeout), never conflicts.
-            self._check_signatures(s, items)
+            tenants = self._check_gateways(s, items, t)
             keys = self._device_keys(s, items)
             events_sql, batches_upsert = self._statements(s)
+            book = _Quarantine(s, self._quota, t)
             batch_rows: list[dict[str, Any]] = []
             for it in items:
                 if isinstance(it, _Refused):
-                    _quarantine(s, it.err.reason, it.err.detail, it.gw, it.topic, it.payload)
-                    results.append(IngestResult(pbatch.ACK_QUARANTINED, it.gw, it.bseq, reason=it.err.reason))
+                    kept = book.put(it.err.reason, it.err.detail, it.gw, it.topic, it.payload)
+                    results.append(IngestResult(pbatch.ACK_QUARANTINED, it.gw, it.bseq, reason=it.err.reason,
+                                                dropped=0 if kept else 1))
                 else:
-                    res = self._store(s, it, keys, t, events_sql)
+                    res = self._store(s, it, keys, tenants.get(it.gw), book, t, events_sql)
                     results.append(res)
                     b = it.batch
                     batch_rows.append({
@@ -190,6 +262,7 @@ class Ingestor:
                         "rejected": res.rejected, "deliveries": 1, "ts_ms": b.ts_ms, "received_at_ms": t})
             if batch_rows:  # in key order: concurrent workers then take row locks in the same order
                 s.execute(batches_upsert, sorted(batch_rows, key=lambda r: (r["gateway_id"], r["bseq"])))
+            book.close()
         # Committed. Records refused one by one are in quarantine, so such a batch as a whole is done:
         # "stored" with a rejected count and reasons tells the gateway to stop resending it.
         for res in results:
@@ -205,7 +278,9 @@ class Ingestor:
         gw = gateway_from_topic(topic)
         bseq = _peek_bseq(payload)
         with self._sf.begin() as s:
-            _quarantine(s, "internal_error", f"{type(err).__name__}: {err}"[:500], gw, topic, payload)
+            book = _Quarantine(s, self._quota, self._clock_ms())
+            book.put("internal_error", f"{type(err).__name__}: {err}"[:500], gw, topic, payload)
+            book.close()
         ack = pbatch.encode_ack(bseq, pbatch.ACK_QUARANTINED, reason="internal_error") if gw else None
         return IngestResult(pbatch.ACK_QUARANTINED, gw, bseq, reason="internal_error", ack=ack)
 
@@ -215,24 +290,30 @@ class Ingestor:
             self._sql = _events_sql(dialect), _batches_upsert(dialect)
         return self._sql
 
-    def _check_signatures(self, s: Session, items: list[_Opened | _Refused]) -> None:
+    def _check_gateways(self, s: Session, items: list[_Opened | _Refused], t: int) -> dict[str, int | None]:
+        """Refuse, in place, batches of unknown or revoked gateways and bad signatures; returns
+        each known gateway's merchant (None: it may forward any tenant's devices)."""
         gws = sorted({it.gw for it in items if isinstance(it, _Opened)})
         if not gws:
-            return
-        pubs: dict[str, bytes] = {gid: bytes(pub) for gid, pub in s.execute(
-            select(Gateway.id, Gateway.public_key).where(Gateway.id.in_(gws)))}
+            return {}
+        rows = {g.id: g for g in s.scalars(select(Gateway).where(Gateway.id.in_(gws)))}
         for i, it in enumerate(items):
             if not isinstance(it, _Opened):
                 continue
-            raw = pubs.get(it.gw)
-            if raw is None:
-                items[i] = _Refused(it.topic, it.gw, pbatch.BatchError("unknown_gateway", it.gw),
-                                    it.batch.bseq,
+            g = rows.get(it.gw)
+            reason = ""
+            if g is None:
+                reason, detail = "unknown_gateway", it.gw
+            elif g.revoked_at_ms is not None:
+                reason, detail = "gateway_revoked", f"revoked at {g.revoked_at_ms} ms; bseq {it.batch.bseq}"
+            elif not self._verify(bytes(g.public_key), it.body, it.sig) and not (
+                    _in_flight(g, it.batch.bseq, t) and self._verify(bytes(g.prev_public_key or b""), it.body,
+                                                                     it.sig)):
+                reason, detail = "bad_signature", f"bseq {it.batch.bseq}"
+            if reason:
+                items[i] = _Refused(it.topic, it.gw, pbatch.BatchError(reason, detail), it.batch.bseq,
                                     it.payload)
-            elif not self._verify(raw, it.body, it.sig):
-                items[i] = _Refused(it.topic, it.gw,
-                                    pbatch.BatchError("bad_signature", f"bseq {it.batch.bseq}"),
-                                    it.batch.bseq, it.payload)
+        return {gid: g.merchant_id for gid, g in rows.items()}
 
     def _verify(self, raw: bytes, body: bytes, sig: bytes) -> bool:
         if raw not in self._gateway_keys:
@@ -245,23 +326,26 @@ class Ingestor:
         key = self._gateway_keys[raw]
         return key is not None and pbatch.verify(body, sig, key)
 
-    def _device_keys(self, s: Session, items: list[_Opened | _Refused]) -> dict[str, HmacKey]:
+    def _device_keys(self, s: Session, items: list[_Opened | _Refused]) -> dict[str, tuple[HmacKey, int]]:
+        """Each named device's record key and merchant."""
         ids = sorted({d.hex() for it in items if isinstance(it, _Opened) for d, _ in it.batch.records})
-        out: dict[str, HmacKey] = {}
+        out: dict[str, tuple[HmacKey, int]] = {}
         for i in range(0, len(ids), _IN_CHUNK):
-            for dev_id, dev_key in s.execute(select(Device.id, Device.device_key)
-                                             .where(Device.id.in_(ids[i:i + _IN_CHUNK]))):
+            for dev_id, dev_key, merchant in s.execute(
+                    select(Device.id, Device.device_key, Campaign.merchant_id)
+                    .join(Campaign, Device.campaign_id == Campaign.id)
+                    .where(Device.id.in_(ids[i:i + _IN_CHUNK]))):
                 raw = bytes(dev_key)
                 k = self._record_keys.get(raw)
                 if k is None:
                     if len(self._record_keys) >= _MAX_CACHED_KEYS:
                         self._record_keys.clear()
                     k = self._record_keys[raw] = HmacKey(record_key(raw))
-                out[dev_id] = k
+                out[dev_id] = (k, merchant)
         return out
 
-    def _store(self, s: Session, it: _Opened, keys: dict[str, HmacKey], t: int,
-               events_sql: str) -> IngestResult:
+    def _store(self, s: Session, it: _Opened, keys: dict[str, tuple[HmacKey, int]], tenant: int | None,
+               book: _Quarantine, t: int, events_sql: str) -> IngestResult:
         batch = it.batch
         res = IngestResult(pbatch.ACK_STORED, it.gw, batch.bseq)
         rows: list[tuple[Any, ...]] = []
@@ -269,10 +353,12 @@ class Ingestor:
         body_len, tag_len = record.BODY_LEN, record.TAG_LEN
         for dev, rec in batch.records:
             dev_hex = dev.hex()
-            key = keys.get(dev_hex)
+            key, merchant = keys.get(dev_hex, (None, None))
             reason = ""
             if key is None:
                 reason = "unknown_device"
+            elif tenant is not None and merchant != tenant:  # another merchant's device
+                reason = "foreign_device"
             elif not hmac.compare_digest(key.mac(dev, rec[:body_len])[:tag_len], rec[body_len:]):
                 reason = "bad_mac"
             else:
@@ -283,8 +369,9 @@ class Ingestor:
             if reason:
                 res.rejected += 1
                 res.rejected_reasons[reason] = res.rejected_reasons.get(reason, 0) + 1
-                _quarantine(s, reason, f"device {dev_hex} gw {it.gw} bseq {batch.bseq}", it.gw, it.topic,
-                            dev + rec)
+                if not book.put(reason, f"device {dev_hex} gw {it.gw} bseq {batch.bseq}", it.gw, it.topic,
+                                dev + rec):
+                    res.dropped += 1
                 continue
             k = (dev_hex, epoch, seq)
             if k not in seen:  # the same record twice in one batch is a duplicate, as across batches

@@ -127,6 +127,14 @@ class Gateway(Base):
     merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"), nullable=True)
     label: Mapped[str] = mapped_column(String(200), default="")
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    # Trust (cloud/services/gateway_trust.py): a revoked gateway's batches are quarantined as
+    # gateway_revoked. After a key rotation the previous key still verifies batches received before
+    # prev_key_until_ms whose bseq is below prev_key_until_bseq (when set): what was in flight.
+    revoked_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    key_rotated_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    prev_public_key: Mapped[bytes | None] = mapped_column(LargeBinary(32), nullable=True)
+    prev_key_until_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    prev_key_until_bseq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Event(Base):
@@ -173,10 +181,21 @@ class Quarantine(Base):
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     reason: Mapped[str] = mapped_column(String(64), index=True)
     detail: Mapped[str] = mapped_column(Text, default="")
-    gateway_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    gateway_id: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
     topic: Mapped[str] = mapped_column(String(300))
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class QuarantineDrop(Base):
+    """What the quarantine quota turned away, per gateway ("" when no gateway could be named):
+    refusals over a gateway's quota are counted and logged here instead of kept."""
+    __tablename__ = "quarantine_drops"
+    gateway_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_reason: Mapped[str] = mapped_column(String(64), default="")
+    last_at_ms: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Entry(Base):

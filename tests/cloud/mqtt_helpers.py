@@ -11,6 +11,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from cloud.mqtt.identity import gateway_client_id
 from cloud.settings import Settings
 from protocol import batch as pbatch
 from protocol import record
@@ -36,7 +37,10 @@ class GatewayClient:
         self.acks: queue.Queue[dict[str, Any]] = queue.Queue()
         self._on_ack = on_ack
         self._ready = threading.Event()
-        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        # its own client id: the broker binds each gateway user to gw-<id> (a test of another
+        # id is in tests/gateway/test_broker_security.py)
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=gateway_client_id(gw_hex),
+                             protocol=mqtt.MQTTv5)
         self.c.username_pw_set(gw_hex, password)
         self.c.on_connect = lambda cl, ud, fl, rc, props: cl.subscribe(pbatch.ack_topic(gw_hex), qos=1)
         self.c.on_subscribe = lambda *a: self._ready.set()
@@ -88,6 +92,6 @@ class GatewayClient:
 
 
 def cloud_settings(broker: Broker, **kw: Any) -> Settings:
-    """The cloud's settings for the test broker, as user `cloud`."""
+    """The cloud's settings for the test broker: its users are cloud-<role> (cloud/mqtt/identity.py)."""
     return Settings(broker_host=broker.host, broker_port=broker.port, broker_user="cloud",
                     broker_password="cloud-pw", **kw)

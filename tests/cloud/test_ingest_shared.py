@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine, func, select
 
+from cloud.mqtt.identity import gateway_client_id
 from cloud.mqtt.worker import DEFAULT_GROUP, IngestWorker, default_group, shared_subscription
 from cloud.services import provision
 from cloud.services.gaps import gap_ranges
@@ -102,7 +103,8 @@ class _Rogue:
     def __init__(self, broker: Broker) -> None:
         self.subacks: queue.Queue[list[int]] = queue.Queue()
         self.messages: list[str] = []
-        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=gateway_client_id(OTHER_GW),
+                             protocol=mqtt.MQTTv5)
         self.c.username_pw_set(OTHER_GW, PASSWORDS[OTHER_GW])
         connected = threading.Event()
         self.c.on_connect = lambda *a: connected.set()
@@ -186,8 +188,8 @@ def test_two_workers_store_exactly_once_under_redelivery(broker: Broker, engine:
         send((GATEWAY_ID, OTHER_GW)[k % 2], recs[d][start:start + PER_BATCH], times=2 if k % 10 == 9 else 1)
 
     url = engine.url.render_as_string(hide_password=False)
-    a1 = WorkerProc(url, broker, "ingest-a")
-    b = IngestWorker(sf, cloud_settings(broker), client_id="ingest-b").start()
+    a1 = WorkerProc(url, broker, "1")
+    b = IngestWorker(sf, cloud_settings(broker), worker_id="2").start()
     a2 = None
     try:
         for k in range(20):
@@ -203,7 +205,7 @@ def test_two_workers_store_exactly_once_under_redelivery(broker: Broker, engine:
             good(k)
         a1.p.kill()
         a1.p.wait(WAIT_S)
-        a2 = WorkerProc(url, broker, "ingest-a")  # its next session: the broker resends what A held
+        a2 = WorkerProc(url, broker, "1")  # its next session: the broker resends what A held
 
         # bad batches between good ones, while both workers run
         d0 = devs[0]

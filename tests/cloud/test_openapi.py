@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import schemathesis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -33,11 +34,11 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy import Engine
 
 from cloud.http.app import create_app
-from cloud.services import auth
+from cloud.services import auth, provision
 from cloud.settings import Settings
 from cloud.store.engine import SessionFactory
 from protocol.rotation import window
-from tests.cloud.conftest import ADMIN_KEY, Clock, World
+from tests.cloud.conftest import ADMIN_KEY, Clock, World, public_hex
 from tests.cloud.test_resolve_orders import PERIOD, code_at, enter, share
 
 POSITIVE_EXAMPLES = 25  # per operation: valid requests
@@ -118,6 +119,10 @@ def _provision(client: TestClient, sf: SessionFactory, clock: Clock, world: Worl
                         headers={**h, "Idempotency-Key": "fuzz-1"}).json()
     client.cookies.clear()
     key_ids = {k["key_id"] for k in auth.list_keys(sf, mid)} - {victim["key_id"]}
+    # revocation is final: a gateway of its own, so that rotation (of the world's) can succeed
+    spare_key = public_hex(Ed25519PrivateKey.generate())
+    spare_gw = {"gateway_id": provision.create_gateway(sf, "00000000000000c3", spare_key,
+                                                       merchant_id=mid)["gateway_id"]}
     return Fuzz(
         keys={"merchant": merchant_key, "admin": ADMIN_KEY, "gateway": gw_key},
         ids={"campaign_id": world.campaign["campaign_id"], "location_id": loc["location_id"],
@@ -126,7 +131,8 @@ def _provision(client: TestClient, sf: SessionFactory, clock: Clock, world: Worl
              "key_id": victim["key_id"], "merchant_id": mid, "gateway_id": world.gateway_id,
              "code": code, "mcode_visitor": b["visitor"]},
         own={**{op: spare for op in DESTRUCTIVE},
-             "POST /devices": many_slots, "POST /admin/devices": many_slots},
+             "POST /devices": many_slots, "POST /admin/devices": many_slots,
+             "POST /gateways/{gateway_id}/revoke": spare_gw},
         protected={"campaign_id": {world.campaign["campaign_id"]}, "key_id": key_ids},
     )
 
@@ -297,6 +303,8 @@ OPERATION_IDS = {
     "GET /me/earnings": "get_my_earnings", "GET /healthz": "healthz", "GET /r/{code}": "resolve_code",
     "POST /entries/{entry_id}/share": "share_entry", "GET /merchant": "get_merchant_page",
     "GET /merchant/stats.json": "get_merchant_stats",
+    "POST /gateways/{gateway_id}/revoke": "revoke_gateway",
+    "POST /gateways/{gateway_id}/rotate": "rotate_gateway",
 }
 RATE_LIMITED = {"GET /r/{code}", "POST /entries/{entry_id}/share", "GET /me/earnings"}
 ERROR = {"$ref": "#/components/schemas/Error"}

@@ -66,6 +66,8 @@ BODIES: dict[str, Any] = {
     "POST /orders": lambda b: {"entry_id": b["entry_id"], "amount_minor": 100},
     "PATCH /campaigns/{campaign_id}": lambda b: {"pool_minor": 1},
     "POST /sharers/{participant_id}/account": lambda b: {"account_ref": "member 7"},
+    "POST /gateways/{gateway_id}/rotate": lambda b: {"public_key": "3d4017c3e843895a92b70aa74d1b7ebc9c982c"
+                                                                   "cf2ec4968cc0cd55f12af4660c"},
 }
 # Query parameters naming B's tenant (admin-only parameters a merchant key must not use).
 QUERIES = {"merchant_id", "gateway_id"}
@@ -127,7 +129,8 @@ def test_every_endpoint_as_a_against_b(client: TestClient, tenants: tuple[Tenant
             "PATCH /campaigns/{campaign_id}", "POST /campaigns/{campaign_id}/release",
             "GET /devices/{device_id}/config", "DELETE /keys/{key_id}", "GET /entries/{entry_id}/chain",
             "POST /sharers/{participant_id}/account",
-            "GET /gateway/devices", "GET /merchant/stats.json", "POST /admin/merchants"}
+            "GET /gateway/devices", "GET /merchant/stats.json", "POST /admin/merchants",
+            "POST /gateways/{gateway_id}/revoke", "POST /gateways/{gateway_id}/rotate"}
     assert must <= walked, must - walked
 
 

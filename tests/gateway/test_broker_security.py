@@ -7,6 +7,12 @@ of another gateway's. The plugin checks SUBSCRIBE: a filter outside a user's ACL
 0x87 (no subscription is made), and each delivered message is checked again. "B receives
 nothing of A's" is shown with a sentinel: messages from one client to one subscriber arrive in
 order, so once B has B's own message, published after A's, A's would have come first.
+
+Every user is bound to one client id (gateways to gw-<id>, the cloud's users to their derived ids):
+another id is CONNACK 0x87, so no user can take over another's session (issue 12 D; with the real
+ingest worker and nothing of the victim's lost: tests/cloud/test_ingest_trust.py). Payloads above
+the broker's message_size_limit go nowhere: Mosquitto 2.0.11 closes the sender's connection
+("protocol error"; its manual says PUBACK 0x83).
 """
 
 from __future__ import annotations
@@ -21,13 +27,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from cloud.mqtt import identity
 from cloud.mqtt.worker import DEFAULT_GROUP, default_group, shared_subscription
 from gateway.config import MqttConfig
 from gateway.spool import Spool
 from gateway.uplink import Uplink
 from protocol import batch as pbatch
 from protocol import gwconfig
-from sim.broker import Broker
+from sim.broker import CLOUD_USER, MESSAGE_SIZE_LIMIT, Broker
 from sim.cloud_acker import CloudAcker
 from tests.conftest import GATEWAY_ID as A_ID
 from tests.gateway.helpers import DEV_A, GW_ID, recs
@@ -38,6 +45,7 @@ PASSWORDS = {"cloud": "cloud-pw", A_ID: "gw-pw", B_ID: "gw2-pw"}
 NOT_AUTHORIZED = 0x87
 GRANTED_QOS_1 = 0x01
 NO_MATCHING_SUBSCRIBERS = 0x10  # a successful PUBACK when nobody subscribes
+CLOUD_USERS = identity.cloud_users(CLOUD_USER, ("0", "1", "2", "3"))
 STATUS_SUBSCRIPTION = "mcode/v0/gw/+/status"
 CLOUD_READS = (pbatch.BATCH_SUBSCRIPTION, STATUS_SUBSCRIPTION, gwconfig.REPORT_SUBSCRIPTION)
 # What a gateway may not subscribe to: other gateways' topics, wildcards (even over its own
@@ -53,14 +61,17 @@ REFUSED_FOR_B = [pbatch.ack_topic(A_ID), gwconfig.config_topic(A_ID), pbatch.bat
 class Client:
     """A raw MQTT v5 client that records every CONNACK, PUBACK, SUBACK and message."""
 
-    def __init__(self, broker: Broker, user: str | None, password: str | None = None) -> None:
+    def __init__(self, broker: Broker, user: str | None, password: str | None = None,
+                 client_id: str | None = None) -> None:
         self.lock = threading.Lock()
         self.connack: ReasonCode | None = None
         self.pubacks: dict[int, ReasonCode] = {}
         self.subacks: dict[int, list[ReasonCode]] = {}
         self.messages: list[tuple[str, bytes]] = []
         self.closed = threading.Event()
-        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        if client_id is None:  # the user's own: gw-<id> for a gateway; the open stand-in picks any
+            client_id = identity.gateway_client_id(user) if user and user != CLOUD_USER else ""
+        self.c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         if user is not None:
             self.c.username_pw_set(user, password)
         self.c.reconnect_delay_set(30, 30)  # a refused client must not retry within the test
@@ -222,10 +233,10 @@ def test_nobody_may_administer_the_acls(broker: Broker, user: str, password: str
 
 def test_uplink_of_b_claiming_to_be_a_gets_nothing_through(broker: Broker, tmp_path: Path,
                                                           caplog: pytest.LogCaptureFixture) -> None:
-    """A real gateway process logged in as B but configured with A's id (a stolen or copied
-    config): its subscription to A's ack topic is refused (SUBACK 0x87), so it never starts
-    sending batches (it sends only after that SUBACK); its status on A's topic gets PUBACK 0x87;
-    the batches stay in its spool and the cloud sees nothing from it."""
+    """A real gateway process logged in as B (with B's own client id) but configured with A's id
+    (a stolen or copied config): its subscription to A's ack topic is refused (SUBACK 0x87), so
+    it never starts sending batches (it sends only after that SUBACK); its status on A's topic
+    gets PUBACK 0x87; the batches stay in its spool and the cloud sees nothing from it."""
     key = Ed25519PrivateKey.generate()
     spool = Spool(tmp_path / "b.db", GW_ID, key)
     spool.add_records(DEV_A, recs(DEV_A, range(1, 31)))
@@ -234,7 +245,7 @@ def test_uplink_of_b_claiming_to_be_a_gets_nothing_through(broker: Broker, tmp_p
     acker = CloudAcker(broker.host, broker.port, key.public_key()).start()
     cfg = MqttConfig(host=broker.host, port=broker.port, username=B_ID, password="gw2-pw", keepalive=5,
                      reconnect_max_s=1.0)
-    up = Uplink(cfg, A_ID, spool)
+    up = Uplink(cfg, A_ID, spool, client_id=identity.gateway_client_id(B_ID))
     up.start()
     try:
         # the status goes out after the SUBSCRIBE on the same connection, so its PUBACK comes
@@ -276,3 +287,101 @@ def test_uplink_with_a_wrong_password_keeps_trying_and_says_why(broker: Broker, 
     finally:
         up.stop()
         spool.close()
+
+
+def test_uplink_of_b_with_a_client_id_is_refused_at_connect(broker: Broker, tmp_path: Path) -> None:
+    """The same copied config with the uplink's default client id, gw-<A>: CONNACK 0x87 (before
+    issue 12 D it connected and closed the real A's connection)."""
+    spool = Spool(tmp_path / "b.db", GW_ID, Ed25519PrivateKey.generate())
+    cfg = MqttConfig(host=broker.host, port=broker.port, username=B_ID, password="gw2-pw",
+                     reconnect_min_s=0.2, reconnect_max_s=0.5)
+    victim = Client(broker, A_ID, "gw-pw")
+    up = Uplink(cfg, A_ID, spool)
+    up.start()
+    try:
+        wait_for(lambda: up.stats.connect_failures >= 2, what="refused connects, retried")
+        assert up.stats.connects == 0 and up.stats.last_error == "CONNACK Not authorized"
+        assert not victim.closed.is_set() and not victim.publish(pbatch.status_topic(A_ID), b"{}").is_failure
+    finally:
+        up.stop()
+        victim.close()
+        spool.close()
+
+
+def _users() -> list[tuple[str, str, str]]:
+    """(user, password, its own client id) for every bound user of the broker fixture."""
+    gws = [(g, pw, identity.gateway_client_id(g)) for g, pw in ((A_ID, "gw-pw"), (B_ID, "gw2-pw"))]
+    return gws + [(u, "cloud-pw", identity.client_id("cloud-pw", u)) for u in CLOUD_USERS]
+
+
+def test_every_user_connects_only_with_its_own_client_id(broker: Broker) -> None:
+    """Regresses issue 12 D: with only its own password, gateway A connected as gw-<B> or as the
+    cloud's ingest worker or report listener, and Mosquitto disconnected the real client."""
+    users = _users()
+    for user, pw, own in users:
+        c = Client(broker, user, pw, client_id=own)
+        try:
+            assert c.connack is not None and not c.connack.is_failure, (user, c.connack)
+        finally:
+            c.close()
+        # the next user's id (gateways try the cloud's, the cloud's users each other's and a
+        # gateway's), and the cloud's old fixed worker id
+        nxt = users[(users.index((user, pw, own)) + 1) % len(users)][2]
+        for other in (nxt, "mcode-cloud-ingest"):
+            c = Client(broker, user, pw, client_id=other)
+            try:
+                assert c.connack is not None and c.connack.value == NOT_AUTHORIZED, (user, other, c.connack)
+            finally:
+                c.close()
+
+
+def test_gateway_a_cannot_take_over_b_or_the_cloud(broker: Broker) -> None:
+    """The holders stay connected while A tries their ids: B (a gateway) and the cloud's worker
+    (its id derived from the cloud's password, which A does not have)."""
+    b = Client(broker, B_ID, "gw2-pw")
+    worker_user = CLOUD_USERS[0]
+    worker = Client(broker, worker_user, "cloud-pw", client_id=identity.client_id("cloud-pw", worker_user))
+    try:
+        for victim in (identity.gateway_client_id(B_ID), identity.client_id("cloud-pw", worker_user)):
+            a = Client(broker, A_ID, "gw-pw", client_id=victim)
+            a.close()
+            assert a.connack is not None and a.connack.value == NOT_AUTHORIZED, victim
+        # both still hold their connections: a round trip each, and no disconnect seen
+        assert not b.publish(pbatch.status_topic(B_ID), b"{}").is_failure
+        assert [r.value for r in worker.subscribe(STATUS_SUBSCRIPTION)] == [GRANTED_QOS_1]
+        assert not b.closed.is_set() and not worker.closed.is_set()
+    finally:
+        worker.close()
+        b.close()
+
+
+def test_a_broker_with_no_open_user_binds_the_stand_in_too(tmp_path: Path) -> None:
+    """The fixture leaves the test stand-in user `cloud` open (sim/cloud_acker.py picks its ids);
+    without open users it is bound like every other."""
+    with Broker(tmp_path / "closed", PASSWORDS, open_users=frozenset()) as closed:
+        c = Client(closed, CLOUD_USER, "cloud-pw")  # a random id
+        c.close()
+        assert c.connack is not None and c.connack.value == NOT_AUTHORIZED
+        c = Client(closed, CLOUD_USER, "cloud-pw", client_id=identity.client_id("cloud-pw", CLOUD_USER))
+        c.close()
+        assert c.connack is not None and not c.connack.is_failure
+
+
+def test_payload_over_the_size_limit_goes_nowhere(broker: Broker) -> None:
+    """Regresses "the broker accepts 10 MB payloads": now the limit is the largest legitimate
+    message (a signed config, 256 KiB; a batch is at most 52,118 bytes)."""
+    assert MESSAGE_SIZE_LIMIT == max(pbatch.MAX_PAYLOAD, gwconfig.MAX_PAYLOAD) == 256 * 1024
+    cloud = Client(broker, CLOUD_USER, "cloud-pw")
+    a = Client(broker, A_ID, "gw-pw")
+    try:
+        assert [r.value for r in cloud.subscribe(pbatch.BATCH_SUBSCRIPTION)] == [GRANTED_QOS_1]
+        a.c.publish(pbatch.batch_topic(A_ID), b"\0" * (MESSAGE_SIZE_LIMIT + 1), qos=1)
+        wait_for(a.closed.is_set, what="the broker closing the oversized sender")
+        a.close()
+        a = Client(broker, A_ID, "gw-pw")  # reconnected: the largest legitimate size passes
+        assert not a.publish(pbatch.batch_topic(A_ID), b"\1" * MESSAGE_SIZE_LIMIT).is_failure
+        wait_for(lambda: bool(cloud.received(pbatch.batch_topic(A_ID))), what="the largest message")
+        assert [len(p) for p in cloud.received(pbatch.batch_topic(A_ID))] == [MESSAGE_SIZE_LIMIT]
+    finally:
+        a.close()
+        cloud.close()

@@ -131,10 +131,10 @@ def test_cloud_config_reaches_the_gateway_over_the_broker(tmp_path: Path, broker
         # Forged: right shape, wrong key. Misaddressed: the cloud's key, another gateway.
         forged = gwconfig.sign(gwconfig.GwConfig(bytes.fromhex(GATEWAY_ID), 99, 1, ()),
                                Ed25519PrivateKey.generate())
-        config_publisher.publish(settings, gwconfig.config_topic(GATEWAY_ID), forged, "test-forger")
+        config_publisher.publish(settings, gwconfig.config_topic(GATEWAY_ID), forged)
         wait_for(lambda: row().refused == "bad_signature", what="forged config refused and reported")
         other = gwconfig.sign(gwconfig.GwConfig(bytes.fromhex("b1b2b3b4b5b6b7b8"), 99, 1, ()), cloud_key)
-        config_publisher.publish(settings, gwconfig.config_topic(GATEWAY_ID), other, "test-misaddress")
+        config_publisher.publish(settings, gwconfig.config_topic(GATEWAY_ID), other)
         wait_for(lambda: row().refused == "wrong_gateway", what="misaddressed config refused and reported")
         assert gw.gw.remote.version == 1 and gw.allowed() == devices
 
@@ -156,7 +156,7 @@ def test_cloud_config_reaches_the_gateway_over_the_broker(tmp_path: Path, broker
         wait_for(lambda: row().applied_version == 2 and row().refused == "", what="report of v2")
 
         # An older genuine config, replayed: refused, v2 stays.
-        config_publisher.publish(settings, gwconfig.config_topic(GATEWAY_ID), v1_payload, "test-replay")
+        config_publisher.publish(settings, gwconfig.config_topic(GATEWAY_ID), v1_payload)
         wait_for(lambda: row().refused == "stale_version", what="older config refused and reported")
         assert gw.gw.remote.version == 2 and gw.allowed() == {dev0}
         bad = CliRunner().invoke(app, ["cloud", "push-config", "nothex"], env=env)

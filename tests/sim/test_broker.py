@@ -11,12 +11,15 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from sim.broker import Broker, dynsec_config
+from cloud.mqtt import identity
+from sim.broker import INGEST_WORKERS, Broker, dynsec_config
 from tests.conftest import GATEWAY_ID
 
 
 def _client(b: Broker, user: str, pw: str) -> mqtt.Client:
-    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    """A gateway user with its own (bound) client id; the open stand-in "cloud" with any."""
+    cid = "" if user == "cloud" else identity.gateway_client_id(user)
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv5)
     c.username_pw_set(user, pw)
     return c
 
@@ -68,7 +71,12 @@ def test_plugin_config_is_private_and_holds_no_password(broker: Broker) -> None:
     assert conf.stat().st_mode & 0o777 == 0o600
     text = conf.read_text()
     assert "gw-pw" not in text and "cloud-pw" not in text
-    assert {c["username"] for c in json.loads(text)["clients"]} == {"cloud", GATEWAY_ID, "b1b2b3b4b5b6b7b8"}
+    clients = {c["username"]: c.get("clientid") for c in json.loads(text)["clients"]}
+    cloud_users = identity.cloud_users("cloud", INGEST_WORKERS)
+    assert set(clients) == {"cloud", *cloud_users, GATEWAY_ID, "b1b2b3b4b5b6b7b8"}
+    # every user bound to its client id but the test stand-in "cloud" (Broker.open_users)
+    assert clients[GATEWAY_ID] == f"gw-{GATEWAY_ID}" and clients["cloud"] is None
+    assert all(clients[u] == identity.client_id("cloud-pw", u) for u in cloud_users)
 
 
 @pytest.mark.parametrize("name", ["", "+", "#", "a/b", "$SYS"])

@@ -36,8 +36,8 @@ def test_acks_verified_batches_only(broker: Broker) -> None:
         if len(acks) == 2:
             got_two.set()
 
-    gw = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    gw.username_pw_set(GATEWAY_ID, "gw-pw")
+    gw = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"gw-{GATEWAY_ID}", protocol=mqtt.MQTTv5)
+    gw.username_pw_set(GATEWAY_ID, "gw-pw")  # the broker binds a gateway user to gw-<id>
     gw.on_message = on_message
     gw.on_subscribe = lambda *a: ready.set()
     gw.connect(broker.host, broker.port)
