@@ -42,8 +42,10 @@ def list_(db_url: DbUrlOpt = None) -> None:
 
 @app.command("revoke")
 def revoke(gateway: GatewayArg, db_url: DbUrlOpt = None) -> None:
-    """Revoke a gateway for good: its later batches are quarantined as gateway_revoked. Delete its
-    broker user too. / 永久吊销网关：其后的批次以 gateway_revoked 隔离；请同时删除其 broker 用户。"""
+    """Revoke a gateway for good. / 永久吊销网关。
+
+    Its later batches are quarantined as gateway_revoked; delete its broker user too.
+    其后的批次以 gateway_revoked 隔离；请同时删除其 broker 用户。"""
     from cloud.services.gateway_trust import revoke as revoke_
 
     print(json.dumps(_run(revoke_, db_url, gateway)))
