@@ -88,6 +88,10 @@ def _dependants(d: Dependant) -> Iterator[Dependant]:
         yield from _dependants(sub)
 
 
+def _first_segment(path: str) -> str:
+    return path.lstrip("/").split("/", 1)[0]
+
+
 class KeyGate:
     """Refuses a wrong or missing key before the handler (and FastAPI's body parsing) runs, with
     the answer the dependency would give (deps.key_refusal); a key it found is handed on to the
@@ -95,8 +99,13 @@ class KeyGate:
 
     def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
         self.app = app
-        # (route, keyed, admin only, a page session may stand in for the key), for each keyed route
-        self.routes = [(r, *self.needs(r)) for r in routes if isinstance(r, APIRoute) and self.needs(r)[0]]
+        # (route, keyed, admin only, a page session may stand in for the key) for each keyed route,
+        # by the first segment of its path, so a keyless path such as /r/{code} costs one dict lookup
+        self.routes: dict[str, list[tuple[APIRoute, bool, bool, bool]]] = {}
+        for r in routes:
+            if isinstance(r, APIRoute) and self.needs(r)[0]:
+                self.routes.setdefault(_first_segment(r.path), []).append((r, *self.needs(r)))
+        assert not any(k.startswith("{") for k in self.routes), "a keyed path starts with a parameter"
 
     @staticmethod
     def needs(route: APIRoute) -> tuple[bool, bool, bool]:
@@ -105,7 +114,7 @@ class KeyGate:
                 deps.page_merchant in calls or deps.current_merchant in calls)
 
     def _route(self, scope: Scope) -> tuple[bool, bool] | None:
-        for route, _, admin_only, session_ok in self.routes:
+        for route, _, admin_only, session_ok in self.routes.get(_first_segment(scope["path"]), ()):
             if route.matches(scope)[0] == Match.FULL:
                 return admin_only, session_ok
         return None
