@@ -34,13 +34,29 @@ class Settings:
     max_body_bytes: int = 64 * 1024  # a larger request body is refused (413) before it is read
     # Ed25519 key that signs gateway configs (PEM); made on first use, kept out of git (*.key).
     signing_key: str = "mcode-cloud-signing.key"
-    # Keyless endpoints (GET /r/{code}, POST /entries/{id}/share): requests per client address,
-    # and failed code guesses per campaign (docs/cloud.md, "Rate limits"). burst 0 = no limit.
+    # Keyless endpoints (GET /r/{code}, POST /entries/{id}/share): requests per client address;
+    # wrong code guesses per campaign, from clients with recent wrong guesses (fail) and from clients
+    # without (clean); wrong guesses per client address, which say whether it is clean. Kept in the
+    # database, shared by every API process (docs/cloud.md, "Rate limits"). burst 0 = no limit.
     rate_client_per_s: float = 10.0
     rate_client_burst: int = 200
     rate_campaign_fail_per_s: float = 0.1
     rate_campaign_fail_burst: int = 20
-    rate_max_keys: int = 100_000  # buckets kept per limit; idle (refilled) ones are dropped first
+    rate_campaign_clean_per_s: float = 0.5
+    rate_campaign_clean_burst: int = 300
+    rate_address_fail_per_s: float = 1 / 3600
+    rate_address_fail_burst: int = 2
+    # Share codes: at most this many per visitor per campaign (409), and per client address a
+    # bucket of new share codes (429).
+    share_max_per_visitor: int = 5
+    rate_share_address_per_s: float = 20 / 3600
+    rate_share_address_burst: int = 20
+    # Proxies whose X-Forwarded-For is believed (comma-separated addresses); empty: none, the TCP
+    # peer is the client.
+    trusted_proxies: str = ""
+    # Signs visitor tokens (HMAC-SHA256); every API process must have the same. Empty: derived from
+    # admin_key. Secret: from the environment only.
+    visitor_secret: str = ""
     # What the ingest quarantine keeps per gateway; beyond it refusals are counted, not kept.
     quarantine_quota_bytes: int = 1024 * 1024
     quarantine_quota_rows: int = 10_000
@@ -75,7 +91,18 @@ class Settings:
             rate_client_burst=int(get("RATE_CLIENT_BURST", str(d.rate_client_burst))),
             rate_campaign_fail_per_s=float(get("RATE_CAMPAIGN_FAIL_PER_S", str(d.rate_campaign_fail_per_s))),
             rate_campaign_fail_burst=int(get("RATE_CAMPAIGN_FAIL_BURST", str(d.rate_campaign_fail_burst))),
-            rate_max_keys=int(get("RATE_MAX_KEYS", str(d.rate_max_keys))),
+            rate_campaign_clean_per_s=float(get("RATE_CAMPAIGN_CLEAN_PER_S",
+                                                str(d.rate_campaign_clean_per_s))),
+            rate_campaign_clean_burst=int(get("RATE_CAMPAIGN_CLEAN_BURST", str(d.rate_campaign_clean_burst))),
+            rate_address_fail_per_s=float(get("RATE_ADDRESS_FAIL_PER_S",
+                                              str(d.rate_address_fail_per_s))),
+            rate_address_fail_burst=int(get("RATE_ADDRESS_FAIL_BURST", str(d.rate_address_fail_burst))),
+            share_max_per_visitor=int(get("SHARE_MAX_PER_VISITOR", str(d.share_max_per_visitor))),
+            rate_share_address_per_s=float(get("RATE_SHARE_ADDRESS_PER_S",
+                                               str(d.rate_share_address_per_s))),
+            rate_share_address_burst=int(get("RATE_SHARE_ADDRESS_BURST", str(d.rate_share_address_burst))),
+            trusted_proxies=get("TRUSTED_PROXIES", d.trusted_proxies),
+            visitor_secret=get("VISITOR_SECRET", d.visitor_secret),
             quarantine_quota_bytes=int(get("QUARANTINE_QUOTA_BYTES", str(d.quarantine_quota_bytes))),
             quarantine_quota_rows=int(get("QUARANTINE_QUOTA_ROWS", str(d.quarantine_quota_rows))),
         )

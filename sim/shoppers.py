@@ -73,6 +73,8 @@ class Crowd:
         return await self._resolve(http, code)
 
     async def _one_shopper(self, http: httpx.AsyncClient) -> None:
+        # each shopper is another phone: no visitor cookie until the server signs one for it
+        http.cookies.clear()
         if self.share_codes and self.rng.random() < 0.5:
             entry = await self._resolve(http, self.rng.choice(self.share_codes))
         else:

@@ -71,12 +71,21 @@ def run(db_url: str | None = typer.Option(None, help=f"SQLAlchemy URL [env {ENV_
         worker = IngestWorker(api.state.session_factory, st, worker_id=worker_id, group=group).start()
         reports = ReportListener(api.state.session_factory, st).start()
     try:
-        uvicorn.run(api, host=st.http_host, port=st.http_port, log_config=access_log.log_config())
+        uvicorn.run(api, host=st.http_host, port=st.http_port, log_config=access_log.log_config(),
+                    **proxy_options(st))
     finally:
         if worker is not None:
             worker.stop()
         if reports is not None:
             reports.stop()
+
+
+def proxy_options(st: Settings) -> dict[str, Any]:
+    """uvicorn's X-Forwarded-For handling from settings: believed only from trusted_proxies (uvicorn
+    alone would trust 127.0.0.1, so any local client could pick its own address for the limits)."""
+    if not st.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": st.trusted_proxies}
 
 
 DbUrlOpt = Annotated[str | None, typer.Option(help=f"SQLAlchemy URL [env {ENV_PREFIX}DB_URL]")]

@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from cloud.http import docs, error_handlers, middleware, openapi
-from cloud.http.ratelimit import RateLimits
+from cloud.http.ratelimit import Limits
 from cloud.http.routes import (
     admin,
     campaigns,
@@ -45,7 +45,7 @@ def create_app(settings_: Settings, engine: Engine | None = None,
     app.state.engine = engine if engine is not None else migrated_engine(settings_.db_url)
     app.state.session_factory = make_session_factory(app.state.engine)
     app.state.clock = clock_
-    app.state.rate_limits = RateLimits(settings_, clock_)
+    app.state.rate_limits = Limits(app.state.session_factory, settings_, clock_)
     error_handlers.install(app)
     openapi.install(app)
     docs.install(app, TITLE)

@@ -10,7 +10,9 @@ from cloud.http.inputs import HEX_ID, checked
 from cloud.http.schemas import I32_MAX
 from cloud.services.codes import VISITOR_COOKIE
 
-CODE_PATTERN = "^[0-9]{1,12}-[0-9]{1,6}$"  # base code, dash, display suffix or 6-digit share code
+# base code, dash, display suffix or 6-digit share code; codes.parse_code enforces it (and refuses
+# anything longer than codes.MAX_CODE_LEN before any lookup)
+CODE_PATTERN = "^[0-9]{1,12}-[0-9]{1,6}$"
 
 GatewayIdQuery = Annotated[str | None, Query(description="admin keys only: the gateway",
                                              json_schema_extra=checked(pattern=HEX_ID))]
@@ -18,8 +20,7 @@ AdminTenant = Annotated[int | None, Query(ge=1, le=I32_MAX, description="the ten
 CodePath = Annotated[str, Path(description="BASE-SUFFIX, e.g. 4919-27",
                               json_schema_extra=checked(pattern=CODE_PATTERN))]
 VisitorCookie = Annotated[str | None, Cookie(alias=VISITOR_COOKIE, description="the shopper's visitor token, "
-                                             "if they have one")]
-EarningsCookie = Annotated[str, Cookie(alias=VISITOR_COOKIE, description="the shopper's visitor token")]
+                                             "as the server signed it, if they have one")]
 
 
 def id_path(what: str) -> Any:

@@ -213,7 +213,6 @@ class KeyRevoked(Out):
 class EntryOut(Out):
     """A shopper's arrival through a typed code."""
     entry_id: str = Field(description="a 128-bit secret: whoever holds it may share and order")
-    visitor: str = Field(description="the shopper's token, also set as the mcode_visitor cookie")
     campaign: int
     base_code: str
     device_id: str | None = Field(description="the display or printed code typed; null via a share code")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -347,3 +348,14 @@ class DeviceConfigResult(Base):
     reason: Mapped[str] = mapped_column(String(200), default="")
     device_version: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     reported_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class RateBucket(Base):
+    """A token bucket of the rate limits (cloud/services/ratelimits.py), shared by every API process.
+    key is "<limit>:<campaign id or client address>", never text a client typed. A row whose bucket
+    has refilled (full_at_ms passed) means the same as no row, and is swept."""
+    __tablename__ = "rate_buckets"
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Double)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+    full_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -24,6 +24,9 @@ from tests.conftest import GATEWAY_ID
 from tests.pg import TEMPLATE, PgCluster, start_cluster
 
 ADMIN_KEY = "admin-test-key"
+VISITOR_SECRET = "visitor-secret-of-the-test-cloud"  # signs visitor tokens, the same in every process
+SETTINGS = Settings(db_url="unused", admin_key=ADMIN_KEY,
+                    visitor_secret=VISITOR_SECRET)  # a running test cloud's
 T0 = 1_700_000_000.0  # a fixed "now" for resolution tests
 
 
@@ -84,7 +87,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def client(engine: Engine, clock: Clock) -> Iterator[TestClient]:
-    app = create_app(Settings(db_url="unused", admin_key=ADMIN_KEY), engine=engine, clock_=clock)
+    app = create_app(SETTINGS, engine=engine, clock_=clock)
     # https: cookies are Secure by default, and a client keeps them for https only
     with TestClient(app, base_url="https://testserver") as c:
         yield c

@@ -38,7 +38,7 @@ from cloud.services import auth, provision
 from cloud.settings import Settings
 from cloud.store.engine import SessionFactory
 from protocol.rotation import window
-from tests.cloud.conftest import ADMIN_KEY, Clock, World, public_hex
+from tests.cloud.conftest import ADMIN_KEY, VISITOR_SECRET, Clock, World, public_hex
 from tests.cloud.test_resolve_orders import PERIOD, code_at, enter, share
 
 POSITIVE_EXAMPLES = 25  # per operation: valid requests
@@ -114,6 +114,7 @@ def _provision(client: TestClient, sf: SessionFactory, clock: Clock, world: Worl
     code = code_at(world, window(clock.t, PERIOD))
     a = enter(client, code)
     b = enter(client, share(client, a["entry_id"]))
+    b_visitor = client.cookies.get("mcode_visitor")
     share(client, b["entry_id"])
     order = client.post("/orders", json={"entry_id": b["entry_id"], "amount_minor": 500},
                         headers={**h, "Idempotency-Key": "fuzz-1"}).json()
@@ -129,7 +130,7 @@ def _provision(client: TestClient, sf: SessionFactory, clock: Clock, world: Worl
              "device_id": world.devices[0]["device_id"], "entry_id": b["entry_id"],
              "order_id": order["order_id"], "participant_id": order["payouts"][0]["participant_id"],
              "key_id": victim["key_id"], "merchant_id": mid, "gateway_id": world.gateway_id,
-             "code": code, "mcode_visitor": b["visitor"]},
+             "code": code, "mcode_visitor": b_visitor},
         own={**{op: spare for op in DESTRUCTIVE},
              "POST /devices": many_slots, "POST /admin/devices": many_slots,
              "POST /gateways/{gateway_id}/revoke": spare_gw},
@@ -202,7 +203,8 @@ def fuzz(client: TestClient, sf: SessionFactory, clock: Clock, world: World) -> 
 
 def test_schemathesis_finds_no_server_error_and_answers_match_the_document(
         engine: Engine, clock: Clock, fuzz: Fuzz) -> None:
-    app = create_app(Settings(db_url="unused", admin_key=ADMIN_KEY), engine=engine, clock_=clock)
+    app = create_app(Settings(db_url="unused", admin_key=ADMIN_KEY, visitor_secret=VISITOR_SECRET),
+                     engine=engine, clock_=clock)
     doc = app.openapi()
     # unknown query parameters are ignored, as HTTP APIs do: do not send them as "invalid data"
     config = SchemathesisConfig.from_dict({"generation": {"allow-extra-parameters": False}})

@@ -1,6 +1,7 @@
 """The keyless routes a shopper's phone calls: health, code resolution, sharing, own earnings.
-Each is rate-limited per client address (429 with Retry-After); wrong code guesses also count
-against the campaign's own limit (cloud/http/ratelimit.py)."""
+Each is rate-limited per client address (429 with Retry-After); code lookups also draw on the
+campaign's guess budgets (cloud/services/ratelimits.py). The visitor token lives only in its
+cookie, signed by the server: a token the server did not sign is replaced by a fresh one."""
 
 from __future__ import annotations
 
@@ -9,42 +10,27 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from cloud.errors import ApiError, not_found
+from cloud.errors import not_found
 from cloud.http import schemas as o
 from cloud.http.deps import SF, Now, SettingsDep
-from cloud.http.params import CodePath, EarningsCookie, VisitorCookie
-from cloud.http.ratelimit import RateLimits, limit_client
+from cloud.http.params import CodePath, VisitorCookie
+from cloud.http.ratelimit import client_address, limit_client, limits
 from cloud.http.schemas import errors
 from cloud.services import codes, sharers
-from cloud.services.codes import VISITOR_COOKIE, valid_visitor
-from cloud.store.engine import SessionFactory, ping
-from protocol.rotation import split_code
+from cloud.services.codes import VISITOR_COOKIE
+from cloud.settings import Settings
+from cloud.store.engine import ping
 
 router = APIRouter()
 
 VISITOR_MAX_AGE_S = 365 * 24 * 3600
-_VISITOR_SET = {"Set-Cookie": {"description": f"{VISITOR_COOKIE}: the shopper's visitor token",
+_VISITOR_SET = {"Set-Cookie": {"description": f"{VISITOR_COOKIE}: the shopper's visitor token, signed by "
+                                              "the server (sent when the request had no valid one)",
                                "schema": {"type": "string"}}}
 
 
-def _resolve_limited(limits: RateLimits, sf: SessionFactory, code: str, visitor: str | None,
-                     now: float) -> dict[str, Any]:
-    """codes.resolve, charging the campaign's bucket for a wrong guess (unknown or expired suffix);
-    anything else gets its token back."""
-    parts = split_code(code) if code.isascii() else None
-    if parts is None:
-        return codes.resolve(sf, code, visitor, now)  # malformed: names no campaign
-    base = parts[0]
-    limits.check_campaign(base)
-    wrong_guess = False
-    try:
-        return codes.resolve(sf, code, visitor, now)
-    except ApiError as e:
-        wrong_guess = e.status in (404, 410)
-        raise
-    finally:
-        if not wrong_guess:
-            limits.campaign.give_back(base)
+def _visitor_key(st: Settings) -> bytes:
+    return codes.visitor_key(st.visitor_secret, st.admin_key)
 
 
 @router.get("/healthz", tags=["public"], response_model=o.Health)
@@ -59,26 +45,34 @@ def healthz(sf: SF) -> dict[str, str]:
 def resolve_code(code: CodePath, request: Request, sf: SF, now: Now, st: SettingsDep,
                  visitor: VisitorCookie = None) -> JSONResponse:
     """A typed M-code (BASE-NN from a display, BASE-NNNNNN from a sharer) becomes an entry.
-    Wrong guesses also count against the campaign's limit."""
-    entry = _resolve_limited(request.app.state.rate_limits, sf, code, visitor, now())
+    Wrong guesses also count against the campaign's limits."""
+    key = _visitor_key(st)
+    known = codes.visitor_from_token(key, visitor)
+    vid = known or codes.new_visitor()
+    entry = codes.resolve_limited(sf, limits(request), code, vid, now(), client_address(request))
     resp = JSONResponse(entry)
-    resp.set_cookie(VISITOR_COOKIE, entry["visitor"], max_age=VISITOR_MAX_AGE_S, httponly=True,
-                    samesite="lax", secure=st.cookie_secure)
+    if known is None:
+        resp.set_cookie(VISITOR_COOKIE, codes.visitor_token(key, vid), max_age=VISITOR_MAX_AGE_S,
+                        httponly=True, samesite="lax", secure=st.cookie_secure)
     return resp
 
 
 @router.post("/entries/{entry_id}/share", status_code=201, tags=["public"],
              dependencies=[Depends(limit_client)], response_model=o.ShareOut,
              responses=errors(400, 404, 409, 429))
-def share_entry(entry_id: str, sf: SF) -> dict[str, Any]:
-    """The entry's shopper becomes a sharer with a personal code; asking again returns it."""
-    return codes.share(sf, entry_id)
+def share_entry(entry_id: str, request: Request, sf: SF, st: SettingsDep) -> dict[str, Any]:
+    """The entry's shopper becomes a sharer with a personal code; asking again returns it. New
+    codes are capped per visitor and campaign (409 share_limit) and per address (429)."""
+    address = client_address(request)
+    return codes.share(sf, entry_id, st.share_max_per_visitor,
+                       before_new=lambda: limits(request).check_share(address))
 
 
 @router.get("/me/earnings", tags=["sharer"], dependencies=[Depends(limit_client)],
             response_model=o.MyEarnings, responses=errors(404, 429))
-def get_my_earnings(sf: SF, now: Now, visitor: EarningsCookie = "") -> dict[str, Any]:
+def get_my_earnings(sf: SF, now: Now, st: SettingsDep, visitor: VisitorCookie = None) -> dict[str, Any]:
     """A sharer's own statement, by the visitor cookie their phone got at their first code (no key)."""
-    if not valid_visitor(visitor):
+    vid = codes.visitor_from_token(_visitor_key(st), visitor)
+    if vid is None:
         raise not_found("no_visitor", "this browser has no share codes yet", "此浏览器还没有分享码")
-    return sharers.my_earnings(sf, visitor, int(now() * 1000))
+    return sharers.my_earnings(sf, vid, int(now() * 1000))

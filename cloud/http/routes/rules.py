@@ -1,6 +1,7 @@
 """GET /rules/preview: a reward rule's split for a pool and chain depth, before publishing it.
 It reads no tenant data; it asks for a merchant API key, as a merchant tool (a keyless, rate-limited
-variant could use cloud/ratelimit.py like /r/{code})."""
+variant could use cloud/http/ratelimit.py like /r/{code}). Its parameters are bounded before any
+arithmetic (cloud/services/rules.py, parse_fraction)."""
 
 from __future__ import annotations
 
