@@ -205,30 +205,48 @@ async def run_until_signal(gw: Gateway) -> None:
 EXIT_CONFIG = 2  # a bad config or a spool this version must not open: fix it, restarting won't
 
 
+def _tr(message: str) -> str:
+    """zh-CN or en by the locale: the catalog gateway/cli.py uses (gateway/locale), same message ids."""
+    import gettext
+
+    locales = Path(__file__).resolve().parent / "locale"
+    return gettext.translation("mcode-gateway", str(locales), fallback=True).gettext(message)
+
+
+def _say(message: str) -> int:
+    print(f"{_tr('error')}: {message}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
 def serve(config: Path, collect: bool = True, verbose: bool = False, log_format: str = "text") -> int:
-    """`run`'s whole job: logging, config, Gateway, until SIGTERM/SIGINT. Returns the exit code;
-    a bad config or spool is said on stderr in one line (EXIT_CONFIG), never a traceback."""
+    """`run`'s whole job without typer (gateway/__main__.py): logging, config, key, Gateway, until
+    SIGTERM/SIGINT. Returns the exit code; a bad config, key or spool is one line on stderr
+    (EXIT_CONFIG), never a traceback. The messages are gateway/cli.py's, in zh-CN and en."""
     from gateway import config as gconfig
     from gateway import logs as glogs
     from gateway.spool import SpoolSchemaError
 
     if log_format not in glogs.FORMATS:
-        print(f"error: --log-format must be one of {', '.join(glogs.FORMATS)}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _say(f"--log-format: {', '.join(glogs.FORMATS)}")
     glogs.setup(log_format, logging.DEBUG if verbose else logging.INFO)
     try:
         cfg = gconfig.load(config)
     except FileNotFoundError:
-        print(f"error: no config at {config}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _say(_tr("no config at {path}").format(path=config))
     except (gconfig.ConfigError, ValueError) as e:  # tomllib.TOMLDecodeError is a ValueError
-        print(f"error: {config}: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _say(f"{config}: {e}")
+    key = cfg.private_key_path
+    if not key.exists():
+        return _say(_tr("no gateway key at {path}. Make one: mcode gateway keygen {path} ; then give the "
+                        "public key it prints to the cloud's admin (POST /admin/gateways with gateway_id "
+                        "and public_key).").format(path=key))
     try:
         gw = Gateway(cfg, collect=collect)
     except SpoolSchemaError as e:
         log.error("%s", e)
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+        return _say(str(e))
+    except (OSError, ValueError, gconfig.ConfigError) as e:  # an unusable key file
+        return _say(_tr("the gateway key {path} cannot be used: {error}. Make a new one: mcode gateway "
+                        "keygen {path} --force").format(path=key, error=e))
     asyncio.run(run_until_signal(gw))
     return 0

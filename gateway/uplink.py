@@ -114,6 +114,7 @@ class Uplink:
         self._inflight: dict[int, tuple[float, int]] = {}  # bseq -> (monotonic time of last publish, bytes)
         self.window = InflightWindow(lo=min(4, cfg.max_inflight), hi=cfg.max_inflight,
                                      start=min(START, cfg.max_inflight))
+        self.stats.window = self.window.size
         self._mid_lock = threading.Lock()
         self._mids: dict[int, int] = {}  # paho mid -> bseq (or _STATUS), until its PUBACK
         self._early: dict[int, ReasonCode] = {}  # PUBACKs that beat pump to registering their mid
