@@ -23,7 +23,8 @@ from gateway.ble.factory import ble_session
 from gateway.collector import Collector
 from gateway.config import BleConfig, Device, GatewayConfig
 from gateway.spool import Spool
-from protocol import keys
+from protocol import devconfig, keys
+from protocol.hmac256 import HmacKey
 from sim import mprun
 from sim.devices import ROOT, micropython_exe
 from sim.phone import Phone
@@ -72,8 +73,17 @@ async def _drive(spec: str, name: str, cfg: GatewayConfig, spool: Spool, taps: i
     return done
 
 
-def measure(taps: int, seconds: float, heap: int = HEAP,
-            board: str = LARGEST_BOARD) -> dict[str, int | float | str | list[str] | None]:
+def _sealed_with_art(board: str, dev_key: bytes, dev_id: bytes) -> bytes:
+    from cloud.services import label_art
+
+    disp = json.loads((ROOT / "hardware" / "boards" / f"{board}.json").read_text())["display"]
+    art = label_art.device_art("扫码有礼", "https://m.mcode.cn/s/4919", disp["width"], disp["height"])
+    s = devconfig.Settings(1, "4919", 0, 4, 2, 60, "扫码有礼", 0, "m.mcode.cn", art)
+    return devconfig.seal(HmacKey(keys.config_key(dev_key)), dev_id, s)
+
+
+def measure(taps: int, seconds: float, heap: int = HEAP, board: str = LARGEST_BOARD,
+            art: bool = True) -> dict[str, int | float | str | list[str] | None]:
     work = Path(tempfile.mkdtemp(prefix="mcode-heap-"))
     dev_key, dev_id, gw_id = os.urandom(32), os.urandom(8), os.urandom(8)
     flash = work / "flash"
@@ -82,6 +92,8 @@ def measure(taps: int, seconds: float, heap: int = HEAP,
     (flash / "config.json").write_text(json.dumps({
         "device_id": dev_id.hex(), "key": dev_key.hex(), "base": "4919", "slot": 0, "slots": 4,
         "digits": 2, "period": 60, "label": "Heap probe", "name": "mc-" + dev_id.hex()[-4:], "fw": 1}))
+    if art:  # the cloud's sealed config with the label and QR art, as provisioning writes it
+        (flash / "devconfig.bin").write_bytes(_sealed_with_art(board, dev_key, dev_id))
     retries: list[str] = []
     with RadioHub() as hub:
         # The firmware from its ROMFS image (sim/mprun.py), as the virtual devices run it.
@@ -114,7 +126,9 @@ def measure(taps: int, seconds: float, heap: int = HEAP,
     # task short of heap, the watchdog giving up), counted.
     errors = [ln for ln in out.splitlines()
               if "failed" in ln or "Error" in ln or "out of memory" in ln or ln.startswith("watchdog:")]
-    return {"board": board, "device_errors": len(errors), "first_device_errors": errors[:3],
+    return {"board": board, "art": art, "device_errors": len(errors), "first_device_errors": errors[:3],
+            # A battery board sleeps between events (firmware/sleep.py) if it had the heap to load it.
+            "sleep_no_heap": "sleep: no heap" in out,
             "taps": done, "tap_retries": len(retries), "first_retry": retries[:1],
             "records_spooled": spool.counts().records, "device_head_seq": f["head"],
             "heap_limit": heap, "interpreter_base": f["base"], "live_peak": f["live_peak"],
@@ -134,8 +148,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=40.0)
     ap.add_argument("--heap-k", type=int, default=HEAP // 1024)
     ap.add_argument("--board", default=LARGEST_BOARD, help="a profile in hardware/boards/")
+    ap.add_argument("--no-art", action="store_true", help="config.json alone: no sealed config with art")
     a = ap.parse_args()
-    print(json.dumps(measure(a.taps, a.seconds, a.heap_k * 1024, a.board)))
+    print(json.dumps(measure(a.taps, a.seconds, a.heap_k * 1024, a.board, not a.no_art)))
 
 
 if __name__ == "__main__":

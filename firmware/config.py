@@ -33,11 +33,11 @@ class Config:
         self.tx_power = int(d.get("tx_power", 0))  # dBm; applied to the radio once a sealed config sets it
         self.version = 0  # config version: the overlay's, 0 for config.json alone
         # From a sealed blob only: the shopper URL's host, and the art the cloud
-        # rendered, as devconfig.unseal gives it ((kind, w, h, offset) in art_path).
+        # rendered: (label, QR, path of the blob), each item as devconfig.unseal
+        # gives it, (kind, w, h, offset in the blob) or None. One attribute, not
+        # three: every name costs heap (docs/firmware.md, "Names").
         self.host = ""
-        self.label_art = None
-        self.qr_art = None
-        self.art_path = None
+        self.art = None
         self.name = str(d.get("name", "mc-" + d["device_id"][-4:]))
         self.fw = int(d.get("fw", 0))
         # Optional hardware hints for the device build; the host ignores them.
@@ -60,9 +60,7 @@ class Config:
         self.label = s.label
         self.tx_power = s.tx_power
         self.host = s.host
-        self.label_art = s.find(devconfig.ART_LABEL)
-        self.qr_art = s.find(devconfig.ART_QR)
-        self.art_path = path
+        self.art = (s.find(devconfig.ART_LABEL), s.find(devconfig.ART_QR), path)
 
 
 def save_overlay(root, blob):

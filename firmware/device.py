@@ -79,7 +79,6 @@ class Device:
         self._code = None
         self._shown = False  # nothing drawn yet (None means 'drew the unsynced screen')
         self._marks = -1  # the display.ST_* marks drawn (-1: none yet)
-        self._left = 0  # the window bar's steps drawn
         self.clock_changed = Event()  # wakes the display task
         self.safe = safe  # safe mode (main.py): INFO says so
         self._battery = battery  # hw.make_battery: (read_mv, low_mv), None on mains
@@ -398,11 +397,10 @@ class Device:
             if steps:
                 left = (rem * steps + pm - 1) // pm
                 rem -= (left - 1) * pm // steps
-        if code != self._shown or m != self._marks or left != self._left:
+        if code != self._shown or m | left << 8 != self._marks:
             self._display.show(code, self.cfg, m, left)
             self._shown = code
-            self._marks = m
-            self._left = left
+            self._marks = m | left << 8  # the bar's step above the ST_* marks
         if self.status() != self._info_st:
             self._info_changed()  # the clock went stale, the battery low: tell the gateway
         return min(rem, _MAX_WAIT_MS)

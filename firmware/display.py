@@ -1,8 +1,8 @@
 # Display interface and the one renderer every panel shares.
 #   show(code, face, status, left=0): code is "4919-27", or None while the clock
 #   is unset (then no code is drawn: a wrong code is worse than none).
-#   face is the config (config.Config: label, host, label_art, qr_art,
-#   art_path) or just a label string. The art is bitmaps the cloud rendered
+#   face is the config (config.Config: label, host, art = (label art, QR art,
+#   path of the blob)) or just a label string. The art is bitmaps the cloud rendered
 #   at their size on this panel (protocol/devconfig.py, sized by
 #   protocol/screen.py): the label top left, the QR at the right edge. They are
 #   read row by row from the stored config blob at art_path and blitted, never
@@ -83,19 +83,6 @@ def digit(fb, ch, x, y, gw, gh, t, k):
         fb.fill_rect(x, y + m, gw, t, k)
 
 
-def code_box(code, cw, ch):
-    """(glyph width, hyphen width, gap, stroke) for the code in cw x ch px."""
-    n = len(code)
-    nh = 0
-    for i in range(n):  # by index: no iterator to allocate, every band calls this
-        if code[i] == "-":
-            nh += 1
-    # n - nh digits of gw, nh hyphens of 2/3 gw, n - 1 gaps of gw/4
-    gw = (cw - 4) * 12 // (12 * (n - nh) + 8 * nh + 3 * (n - 1))
-    gw = min(gw, ch * 3 // 5)
-    return gw, gw * 2 // 3, gw // 4 or 1, max(2, gw // 5 + 1)
-
-
 class Renderer:
     """Draws the label (art, or text in the 8x8 font), the code in its stroke
     font, the window bar, the QR and a status band with the host and marks.
@@ -166,8 +153,9 @@ class Renderer:
         if isinstance(face, str):
             label, host, la, qa = face, "", None, None
         else:
-            label, host, la, qa = face.label, face.host, face.label_art, face.qr_art
-            self._path = face.art_path
+            label, host, la, qa = face.label, face.host, None, None
+            if face.art is not None:
+                la, qa, self._path = face.art
         cw = w  # the code's column: left of the QR
         f = None
         try:
@@ -215,9 +203,17 @@ class Renderer:
     def _code(self, fb, code, cw, y, area):
         if len(code) > _MAXCHARS:
             code = code[0:_MAXCHARS]
-        gw, hw, gap, t = code_box(code, cw, area)
-        gh = min(area - 4, gw * 5 // 2)
         n = len(code)
+        nh = 0
+        for i in range(n):  # by index: no iterator to allocate, every band does this
+            if code[i] == "-":
+                nh += 1
+        # n - nh digits of gw, nh hyphens of 2/3 gw, n - 1 gaps of gw/4
+        gw = min((cw - 4) * 12 // (12 * (n - nh) + 8 * nh + 3 * (n - 1)), area * 3 // 5)
+        hw = gw * 2 // 3
+        gap = gw // 4 or 1
+        t = max(2, gw // 5 + 1)
+        gh = min(area - 4, gw * 5 // 2)
         tw = 0
         for i in range(n):
             tw += hw if code[i] == "-" else gw

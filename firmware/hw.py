@@ -143,6 +143,7 @@ class NullRadio:
     """No BLE at all: for running the rest of the firmware where there is no radio."""
 
     flag = None
+    _nconn = 0  # no central is ever connected (sleep.py asks)
 
     def tap_receipt(self, conn, data):
         pass

@@ -39,6 +39,7 @@ _OOM_STALL = const(3)
 # peak between collects stays near the live heap plus this (docs/firmware.md),
 # so a burst finds room without a collection first.
 _GC_EVERY = const(1024)
+_SLEEP_FREE = const(12288)  # free heap after boot below which a battery board stays awake
 _oom = [0]
 
 
@@ -224,6 +225,17 @@ async def run(root="", ble=True, seconds=None, radio=None, display=None, battery
         if radio.flag is not None:
             tasks.append(asyncio.create_task(serve(dev, radio)))
         feeder = asyncio.create_task(_feed(wdt, tasks, wdt_ms // 4, root))
+        if dev._battery is not None:  # sleep between events on battery (sleep.py)
+            await asyncio.sleep_ms(0)  # the radio's first allocations come first
+            gc.collect()
+            if gc.mem_free() < _SLEEP_FREE:
+                # The host at 64 KiB (its Python radio stand-in takes 8 KB the chip
+                # does not): the panel's redraws need the room more than sleep does.
+                print("sleep: no heap, staying awake")
+            else:
+                import sleep
+
+                sleep.start(radio)
         if seconds is None:
             await tasks[0]  # returns only by raising
         await asyncio.sleep_ms(int(seconds * 1000))

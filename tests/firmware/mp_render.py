@@ -74,10 +74,10 @@ def test_boot_takes_the_art_from_devconfig_bin():
         cfg = config.load(root)
         os.remove(root + config.OVERLAY)
         assert cfg.host == "m.mcode.cn" and cfg.label == "\u626b\u7801\u6709\u793c"
-        assert cfg.art_path == root + config.OVERLAY
-        a = cfg.label_art
+        a, qr, path = cfg.art
+        assert path == root + config.OVERLAY
         assert a[0] == devconfig.ART_LABEL and blob[a[3]:a[3] + (a[1] + 7) // 8 * a[2]] != bytes(a[2])
         # The 296-wide label has room for the QR; the 128x64 kiosk does not.
-        assert (cfg.qr_art is not None) == (board.load(root).width >= 296), name
+        assert (qr is not None) == (board.load(root).width >= 296), name
         n += 1
     assert n >= 2, n
