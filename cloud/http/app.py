@@ -20,6 +20,7 @@ from cloud.http.routes import (
     ledger,
     locations,
     login,
+    me,
     merchant_page,
     orders,
     public,
@@ -32,7 +33,8 @@ from cloud.web.pages import STATIC
 
 TITLE = "mcode cloud"
 # In this order the OpenAPI document lists the paths as it always has.
-ROUTERS = (admin, rules, campaigns, locations, devices, gateways, keys, orders, ledger, public, merchant_page)
+ROUTERS = (admin, rules, campaigns, locations, devices, gateways, keys, orders, ledger, public, me,
+           merchant_page)
 
 
 def create_app(settings_: Settings, engine: Engine | None = None,
@@ -53,6 +55,7 @@ def create_app(settings_: Settings, engine: Engine | None = None,
     for module in ROUTERS:
         app.include_router(module.router)
     app.include_router(login.router)  # HTML forms, outside the API's document
+    app.include_router(me.pages)
     # outermost last: headers, then ?key= refused, keys checked, bodies bounded (middleware.py)
     app.add_middleware(middleware.BodyLimit, max_bytes=settings_.max_body_bytes)
     app.add_middleware(middleware.KeyGate, routes=[r for m in ROUTERS for r in m.router.routes])

@@ -354,11 +354,46 @@ class Balances(Out):
     sum_minor: int = Field(description="always 0: the ledger is double-entry")
 
 
-class MyEarnings(Out):
-    sharers: list[SharerStatement]
+class Bilingual(Out):
+    zh: str
+    en: str
+
+
+class CurrencyTotals(Out):
+    currency: str = Field(description="ISO 4217, e.g. CNY")
     balance_minor: int
+    held_minor: int = Field(description="not yet due (the campaign's hold period)")
+    due_minor: int = Field(description="available")
+    next_due_at_ms: int | None = Field(description="when the next held credit becomes available")
+
+
+class PayoutLine(Out):
+    payout_id: int = Field(description="stable; /me#payout-<id> shows it (its proof comes in issue 16)")
+    order_id: int | None
+    campaign_id: int
+    base_code: str
+    label: Bilingual
+    level: int = Field(description="1: you brought the buyer; 2: you brought who brought them; ...")
+    channel: str = Field(description="api, online or till")
+    amount_minor: int
+    net_minor: int = Field(description="after a refund, 0")
+    currency: str
+    booked_at_ms: int
+    due_at_ms: int
+    held: bool
+    refunded: bool
+
+
+class MyEarnings(Out):
+    """Totals over every phone of the person holding this phone (or this phone alone)."""
+    sharers: list[SharerStatement]
+    balance_minor: int = Field(description="summed over currencies; see totals")
     held_minor: int
     due_minor: int
+    person: bool = Field(description="this phone belongs to a person with a recovery code")
+    phones: int
+    totals: list[CurrencyTotals] = Field(description="per currency")
+    history: list[PayoutLine] = Field(description="one line per payout, newest first")
 
 
 CSV_STATEMENT = {"content": {"text/csv": {"schema": {"type": "string"},

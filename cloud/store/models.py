@@ -243,6 +243,24 @@ class SharerAccount(Base):
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
+class Person(Base):
+    """A shopper who keeps their earnings across phones (cloud/services/people.py): only the
+    SHA-256 of their recovery code is stored (the code is 80 random bits)."""
+    __tablename__ = "people"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    recovery_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    recovery_made_at_ms: Mapped[int] = mapped_column(BigInteger)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class PersonPhone(Base):
+    """A phone of a person: its visitor id (the signed cookie's id) belongs to at most one person."""
+    __tablename__ = "person_phones"
+    visitor: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    linked_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
 class Order(Base):
     __tablename__ = "orders"
     __table_args__ = (UniqueConstraint("merchant_id", "idempotency_key", name="uq_order_idem"),)

@@ -1,4 +1,4 @@
-"""The keyless routes a shopper's phone calls: health, code resolution, sharing, own earnings.
+"""The keyless routes a shopper's phone calls: health, code resolution, sharing (own earnings: me.py).
 Each is rate-limited per client address (429 with Retry-After); code lookups also draw on the
 campaign's guess budgets (cloud/services/ratelimits.py). The visitor token lives only in its
 cookie, signed by the server: a token the server did not sign is replaced by a fresh one."""
@@ -10,13 +10,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from cloud.errors import not_found
 from cloud.http import schemas as o
 from cloud.http.deps import SF, Now, SettingsDep
 from cloud.http.params import CodePath, VisitorCookie
 from cloud.http.ratelimit import client_address, limit_client, limits
 from cloud.http.schemas import errors
-from cloud.services import codes, sharers
+from cloud.services import codes
 from cloud.services.codes import VISITOR_COOKIE
 from cloud.settings import Settings
 from cloud.store.engine import ping
@@ -66,13 +65,3 @@ def share_entry(entry_id: str, request: Request, sf: SF, st: SettingsDep) -> dic
     address = client_address(request)
     return codes.share(sf, entry_id, st.share_max_per_visitor,
                        before_new=lambda: limits(request).check_share(address))
-
-
-@router.get("/me/earnings", tags=["sharer"], dependencies=[Depends(limit_client)],
-            response_model=o.MyEarnings, responses=errors(404, 429))
-def get_my_earnings(sf: SF, now: Now, st: SettingsDep, visitor: VisitorCookie = None) -> dict[str, Any]:
-    """A sharer's own statement, by the visitor cookie their phone got at their first code (no key)."""
-    vid = codes.visitor_from_token(_visitor_key(st), visitor)
-    if vid is None:
-        raise not_found("no_visitor", "this browser has no share codes yet", "此浏览器还没有分享码")
-    return sharers.my_earnings(sf, vid, int(now() * 1000))
