@@ -87,9 +87,10 @@ def shared_subscription(group: str, topic_filter: str = pbatch.BATCH_SUBSCRIPTIO
 class IngestWorker:
     def __init__(self, session_factory: SessionFactory, settings: Settings,
                  worker_id: str = DEFAULT_WORKER_ID, group: str | None = None,
-                 topic_filter: str = pbatch.BATCH_SUBSCRIPTION, max_group: int = MAX_GROUP) -> None:
+                 topic_filter: str = pbatch.BATCH_SUBSCRIPTION, max_group: int = MAX_GROUP,
+                 copy: bool = True) -> None:
         self._ingestor = Ingestor(session_factory, QuarantineQuota(settings.quarantine_quota_bytes,
-                                                                   settings.quarantine_quota_rows))
+                                                                   settings.quarantine_quota_rows), copy=copy)
         self._settings = settings
         self.worker_id = worker_id
         role = identity.ingest_role(worker_id)
@@ -105,8 +106,10 @@ class IngestWorker:
         self.counts = IngestCounts()
         self._counts_lock = threading.Lock()
         self.subscribed = threading.Event()
-        self._unsubscribed = threading.Event()
-        self._unsubscribe_mid = -1
+        # mids of the UNSUBACKs seen since stop(retire=True) began: the reply may come before
+        # unsubscribe() has returned its mid, so the mid is looked up here after the send
+        self._unsubacks = threading.Condition()
+        self._unsubacked: set[int] = set()
         self._stopping = threading.Event()
         self._q: queue.Queue[mqtt.MQTTMessage | None] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -134,8 +137,9 @@ class IngestWorker:
 
     def _on_unsubscribe(self, _c: mqtt.Client, _ud: object, mid: int, _rcs: list[ReasonCode],
                         _props: Properties | None) -> None:
-        if mid == self._unsubscribe_mid:
-            self._unsubscribed.set()
+        with self._unsubacks:
+            self._unsubacked.add(mid)
+            self._unsubacks.notify_all()
 
     def _on_message(self, c: mqtt.Client, _ud: object, msg: mqtt.MQTTMessage) -> None:
         if msg.retain:  # a gateway may not park a batch on the broker for later subscribers
@@ -260,10 +264,14 @@ class IngestWorker:
         queueing batches for it), handles what it already has, and ends its session; otherwise a
         stopped worker's session keeps its share of new batches until it comes back."""
         if retire and self._client.is_connected():
-            self._unsubscribed.clear()
-            self._unsubscribe_mid = self._client.unsubscribe(self.subscription)[1] or -1
-            if not self._unsubscribed.wait(wait_s):
-                log.error("no UNSUBACK from the broker; the session is ended anyway")
+            with self._unsubacks:
+                self._unsubacked.clear()
+            rc, mid = self._client.unsubscribe(self.subscription)
+            with self._unsubacks:
+                acked = rc == mqtt.MQTT_ERR_SUCCESS and mid is not None and self._unsubacks.wait_for(
+                    lambda: mid in self._unsubacked, wait_s)
+            if not acked:
+                log.error("no UNSUBACK from the broker (rc %s); the session is ended anyway", rc)
         if self._thread is not None:
             self._q.put(None)
             self._thread.join(wait_s)

@@ -299,3 +299,32 @@ def test_one_transaction_for_several_deliveries(world: World, sf: SessionFactory
         rows = {b.bseq: (b.stored, b.duplicates, b.deliveries) for b in s.scalars(select(BatchRow))}
         assert list(s.scalars(select(Quarantine.reason))) == ["malformed_cbor"]
     assert rows == {1: (5, 0, 2), 2: (4, 2, 1)}
+
+
+def test_retire_sees_an_unsuback_that_comes_before_unsubscribe_returns(
+        broker: Broker, sf: SessionFactory, caplog: pytest.LogCaptureFixture) -> None:
+    """stop(retire=True) waits for the UNSUBACK of its own UNSUBSCRIBE. Here the broker's reply is
+    handled on paho's thread before `unsubscribe()` has even returned the message id (which a busy
+    caller thread can always see); the worker still recognises it and does not wait in vain."""
+    w = IngestWorker(sf, cloud_settings(broker), worker_id="3").start()
+    client = w._client  # the worker's own paho client: the race is between its two threads
+    seen: set[int] = set()
+    replied = threading.Event()
+    on_unsubscribe, unsubscribe = client.on_unsubscribe, client.unsubscribe
+
+    def on_reply(c: mqtt.Client, ud: object, mid: int, rcs: Any, props: Any) -> None:
+        on_unsubscribe(c, ud, mid, rcs, props)
+        seen.add(mid)
+        replied.set()
+
+    def unsubscribe_late(topic: str) -> tuple[Any, int | None]:
+        rc, mid = unsubscribe(topic)
+        assert replied.wait(WAIT_S) and mid in seen  # the reply is in before the caller has the mid
+        return rc, mid
+
+    client.on_unsubscribe = on_reply
+    client.unsubscribe = unsubscribe_late  # type: ignore[method-assign]
+    with caplog.at_level("ERROR", logger="cloud.mqtt.worker"):
+        w.stop(retire=True, wait_s=WAIT_S)
+    assert replied.is_set()
+    assert not [r for r in caplog.records if "UNSUBACK" in r.getMessage()]
