@@ -6,6 +6,10 @@ than a batch's rows, so a worker with a backlog commits once for all it has in h
 still gets its own result and ack, and storage is idempotent on (device_id, epoch, seq), so any
 delivery may be ingested again (a redelivery, or two workers racing) without counting twice.
 
+On PostgreSQL the good records of all those deliveries go in by COPY into a temporary table and one
+INSERT .. SELECT .. ON CONFLICT DO NOTHING (`_copy_events`); elsewhere by the DB-API's executemany,
+one statement per delivery. Either way each delivery learns how many of its records were new.
+
 Trust (docs/security.md, "Broker identities and ingest"): a revoked gateway's batches are
 quarantined as `gateway_revoked`; after a key rotation the previous key verifies only what was in
 flight (received before the grace deadline, bseq below the rotation point when one was given); a
@@ -25,7 +29,8 @@ from typing import Any
 
 import cbor2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Dialect, Insert, func, select, update
+from sqlalchemy import Connection, Dialect, Insert, func, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -197,6 +202,52 @@ def _events_sql(dialect: Dialect) -> str:
             f"VALUES ({', '.join([ph] * len(EVENT_COLUMNS))}) ON CONFLICT ({key}) DO NOTHING")
 
 
+_STAGE = "mcode_ingest_stage"  # a temporary table, one per database session, emptied at each commit
+_STAGE_TYPES = ("int4", "text", "int8", "int8", "int2", "int4", "int8", "bytea", "bytea", "text", "int8",
+                "int8")  # ord, then EVENT_COLUMNS: COPY's binary format needs them spelt out
+
+
+def _copy_sql(dialect: Dialect) -> tuple[str, str, str]:
+    """The temporary table, the COPY into it, and the INSERT .. SELECT that moves its new rows into
+    events and says, per (gateway, bseq), how many were new. Rows go in key order (ties: the
+    earlier delivery first), so two workers inserting overlapping records take their locks in the
+    same order, and a record in two deliveries of one transaction counts for the first."""
+    q = dialect.identifier_preparer
+    cols = ", ".join(q.quote(c) for c in EVENT_COLUMNS)
+    key = ", ".join(q.quote(c) for c in ("device_id", "epoch", "seq"))
+    typed = ", ".join(f"{q.quote(c)} {t}" for c, t in zip(("ord", *EVENT_COLUMNS), _STAGE_TYPES, strict=True))
+    events = q.format_table(Event.__table__)  # type: ignore[arg-type]
+    return (f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} ({typed}) ON COMMIT DELETE ROWS",
+            f"COPY {_STAGE} (ord, {cols}) FROM STDIN (FORMAT BINARY)",
+            f"WITH new AS (INSERT INTO {events} ({cols}) SELECT {cols} FROM {_STAGE} ORDER BY {key}, ord "
+            f"ON CONFLICT ({key}) DO NOTHING RETURNING gateway_id, bseq) "
+            f"SELECT gateway_id, bseq, count(*) FROM new GROUP BY gateway_id, bseq")
+
+
+def _copy_events(conn: Connection, sql: tuple[str, str, str],
+                 deliveries: Sequence[Sequence[tuple[Any, ...]]]) -> dict[tuple[str, int], int]:
+    """COPY each delivery's rows (EVENT_COLUMNS) into the stage, tagged with the delivery's place,
+    and insert what is new; returns the new rows per (gateway_id, bseq). Runs on the session's own
+    psycopg connection, inside its transaction; psycopg's errors come out as SQLAlchemy's, so the
+    worker tells a lost connection or a deadlock (retried) from a bug (quarantined)."""
+    import psycopg  # only on PostgreSQL
+
+    create, copy, merge = sql
+    conn.exec_driver_sql(create)
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    try:
+        with raw.cursor() as cur:
+            with cur.copy(copy) as cp:
+                cp.set_types(_STAGE_TYPES)
+                for i, rows in enumerate(deliveries):
+                    for r in rows:
+                        cp.write_row((i, *r))
+    except psycopg.Error as e:
+        raise sa_exc.DBAPIError.instance(copy, None, e, psycopg.Error, dialect=conn.dialect) from e
+    return {(gw, bseq): n for gw, bseq, n in conn.exec_driver_sql(merge)}
+
+
 def _batches_upsert(dialect: Dialect) -> Insert:
     """One row per (gateway, bseq): the first delivery's figures; later deliveries count up."""
     key, again = ["gateway_id", "bseq"], {"deliveries": BatchRow.deliveries + 1}
@@ -220,13 +271,15 @@ class Ingestor:
     the database on every call, so a changed or removed key takes effect at once."""
 
     def __init__(self, session_factory: SessionFactory, quota: QuarantineQuota | None = None,
-                 clock_ms: Callable[[], int] = now_ms) -> None:
+                 clock_ms: Callable[[], int] = now_ms, copy: bool = True) -> None:
         self._sf = session_factory
+        self._copy = copy  # False: executemany on PostgreSQL too (the path before COPY; benchmarks)
         self._quota = quota or QuarantineQuota()
         self._clock_ms = clock_ms
         self._record_keys: dict[bytes, HmacKey] = {}
         self._gateway_keys: dict[bytes, Ed25519PublicKey | None] = {}
         self._sql: tuple[str, Insert] | None = None
+        self._copy_sql: tuple[str, str, str] | None = None
 
     def ingest(self, topic: str, payload: bytes) -> IngestResult:
         return self.ingest_many([(topic, payload)])[0]
@@ -246,20 +299,24 @@ class Ingestor:
             events_sql, batches_upsert = self._statements(s)
             book = _Quarantine(s, self._quota, t)
             batch_rows: list[dict[str, Any]] = []
+            good: list[tuple[_Opened, IngestResult, list[tuple[Any, ...]]]] = []
             for it in items:
                 if isinstance(it, _Refused):
                     kept = book.put(it.err.reason, it.err.detail, it.gw, it.topic, it.payload)
                     results.append(IngestResult(pbatch.ACK_QUARANTINED, it.gw, it.bseq, reason=it.err.reason,
                                                 dropped=0 if kept else 1))
                 else:
-                    res = self._store(s, it, keys, tenants.get(it.gw), book, t, events_sql)
+                    res, rows = self._check_records(it, keys, tenants.get(it.gw), book, t)
                     results.append(res)
-                    b = it.batch
-                    batch_rows.append({
-                        "gateway_id": it.gw, "bseq": b.bseq,
-                        "status": "partial" if res.rejected else "stored",
-                        "records": len(b.records), "stored": res.stored, "duplicates": res.duplicates,
-                        "rejected": res.rejected, "deliveries": 1, "ts_ms": b.ts_ms, "received_at_ms": t})
+                    good.append((it, res, rows))
+            self._insert(s, good, events_sql)
+            for it, res, _ in good:
+                b = it.batch
+                batch_rows.append({
+                    "gateway_id": it.gw, "bseq": b.bseq,
+                    "status": "partial" if res.rejected else "stored",
+                    "records": len(b.records), "stored": res.stored, "duplicates": res.duplicates,
+                    "rejected": res.rejected, "deliveries": 1, "ts_ms": b.ts_ms, "received_at_ms": t})
             if batch_rows:  # in key order: concurrent workers then take row locks in the same order
                 s.execute(batches_upsert, sorted(batch_rows, key=lambda r: (r["gateway_id"], r["bseq"])))
             book.close()
@@ -344,8 +401,30 @@ class Ingestor:
                 out[dev_id] = (k, merchant)
         return out
 
-    def _store(self, s: Session, it: _Opened, keys: dict[str, tuple[HmacKey, int]], tenant: int | None,
-               book: _Quarantine, t: int, events_sql: str) -> IngestResult:
+    def _insert(self, s: Session, good: list[tuple[_Opened, IngestResult, list[tuple[Any, ...]]]],
+                events_sql: str) -> None:
+        """Store the checked rows of each delivery; set its stored and duplicates counts. Deliveries
+        of one (gateway, bseq) in one transaction are the same signed batch: the first one gets
+        what was new, the others are duplicates (as when they come in separate transactions)."""
+        conn = s.connection()
+        if self._copy and conn.dialect.name == "postgresql":
+            if any(rows for _, _, rows in good):
+                if self._copy_sql is None:
+                    self._copy_sql = _copy_sql(conn.dialect)
+                new = _copy_events(conn, self._copy_sql, [rows for _, _, rows in good])
+                for it, res, _ in good:
+                    res.stored = new.pop((it.gw, it.batch.bseq), 0)
+        else:
+            for _, res, rows in good:
+                if rows:
+                    res.stored = conn.exec_driver_sql(events_sql, rows).rowcount  # type: ignore[arg-type]
+        for it, res, _ in good:
+            res.duplicates = len(it.batch.records) - res.rejected - res.stored
+
+    def _check_records(self, it: _Opened, keys: dict[str, tuple[HmacKey, int]], tenant: int | None,
+                       book: _Quarantine, t: int) -> tuple[IngestResult, list[tuple[Any, ...]]]:
+        """Each record's MAC, device and tenant; refusals go to quarantine one by one. Returns the
+        delivery's result (stored and duplicates still to count) and its rows to store."""
         batch = it.batch
         res = IngestResult(pbatch.ACK_STORED, it.gw, batch.bseq)
         rows: list[tuple[Any, ...]] = []
@@ -377,11 +456,8 @@ class Ingestor:
             if k not in seen:  # the same record twice in one batch is a duplicate, as across batches
                 seen.add(k)
                 rows.append((dev_hex, epoch, seq, kind, flags, time_, data, rec, it.gw, batch.bseq, t))
-        if rows:
-            res.stored = s.connection().exec_driver_sql(events_sql, rows).rowcount  # type: ignore[arg-type]
-        res.duplicates = len(batch.records) - res.rejected - res.stored
         res.reason = ",".join(sorted(res.rejected_reasons))
-        return res
+        return res, rows
 
 
 def ingest(session_factory: SessionFactory, topic: str, payload: bytes) -> IngestResult:
