@@ -2,10 +2,12 @@
 as a ratio of a raw executemany of the same rows into the same kind of database, in the same run.
 
 Run: python -m benchmarks.cloud_ingest [--batches 1000 --batch 100 --devices 10 --rounds 3
-     --workers 1,2] [--quick] [--profile] [--json]
+     --workers 1,2] [--db sqlite|postgresql] [--paths copy,executemany] [--quick] [--profile] [--json]
 
-One real Mosquitto with auth (sim/broker.py) serves every run. Each run gets a fresh SQLite file made
-by cloud.store.engine.make_engine (the app's schema, WAL, synchronous=FULL), provisioned with one merchant,
+One real Mosquitto with auth (sim/broker.py) serves every run. Each run gets a fresh database: a
+SQLite file made by cloud.store.engine.make_engine (the app's schema, WAL, synchronous=FULL), or with
+--db postgresql a database copied from the migrated template of a throwaway server started the way
+the tests start theirs (tests/pg.py: fsync on), provisioned with one merchant,
 campaign, gateway and `devices` devices. Outside the clocks, `batches` signed gateway batches of
 `batch` tap records each are made (devices interleaved, as a gateway's spool seals them). Then, in an
 order that rotates from round to round:
@@ -16,9 +18,12 @@ order that rotates from round to round:
   cloud.mqtt.worker.IngestWorker as `mcode cloud ingest` runs it, are told to start at once; the clock runs
   from that moment until the last delivery is committed (each worker reports when its last one was).
   The rows are then counted in the database: every event stored once.
+  On PostgreSQL the workers run once per ingest path (--paths): `copy` (COPY into a temporary
+  table, then INSERT .. SELECT .. ON CONFLICT DO NOTHING; the default) and `executemany` (the path
+  before it, `IngestWorker(copy=False)`); SQLite has only executemany.
 - raw: the same rows (decoded outside the clock) into a fresh database made the same way, with the
-  DB-API's executemany, INSERT OR IGNORE, one transaction per gateway batch (the unit a worker is
-  handed and must commit before it acks);
+  DB-API's executemany, INSERT .. ON CONFLICT DO NOTHING, one transaction per gateway batch (the
+  unit a worker is handed and must commit before it acks);
 - raw_grouped: the same, one transaction per MAX_GROUP (50) batches: the most a worker puts in one
   transaction when batches queue up, as they do here. This is the stricter baseline: the worker's
   cost over the database's own at the same commit rate.
@@ -110,8 +115,31 @@ def make_workload(batches: int, per_batch: int, devices: int) -> Workload:
     return Workload(gw_key, devs, payloads, rows)
 
 
-def fresh_db(path: Path, w: Workload) -> tuple[str, SessionFactory]:
-    url = f"sqlite:///{path}"
+class Databases:
+    """Fresh migrated databases: SQLite files under `work`, or PostgreSQL databases copied from the
+    migrated template of a throwaway server (tests/pg.py), dropped with it."""
+
+    def __init__(self, kind: str, work: Path) -> None:
+        self.kind, self.work = kind, work
+        self.cluster: Any = None
+        if kind == "postgresql":
+            from tests.pg import start_cluster
+
+            self.cluster = start_cluster()
+
+    def url(self, tag: str) -> str:
+        if self.cluster is None:
+            return f"sqlite:///{self.work / f'{tag}.db'}"
+        from tests.pg import TEMPLATE
+
+        return str(self.cluster.url(self.cluster.create_database(TEMPLATE)))
+
+    def close(self) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()
+
+
+def fresh_db(url: str, w: Workload) -> tuple[str, SessionFactory]:
     sf = make_session_factory(migrated_engine(url))
     m = merchants.create_merchant(sf, "bench")
     c = campaigns.create(sf, m["merchant_id"], base_code="7001", slots=max(10, len(w.device_keys)), digits=4,
@@ -129,6 +157,13 @@ def fresh_db(path: Path, w: Workload) -> tuple[str, SessionFactory]:
     return url, sf
 
 
+def dispose(sf: SessionFactory) -> None:
+    """Close the engine's pooled connections (a PostgreSQL database is not left with idle ones)."""
+    with sf() as s:
+        bind = s.get_bind()
+    bind.dispose()  # type: ignore[union-attr]
+
+
 def count_events(sf: SessionFactory) -> int:
     with sf() as s:
         return int(s.scalar(select(func.count(Event.id))) or 0)
@@ -137,11 +172,12 @@ def count_events(sf: SessionFactory) -> int:
 # ---- raw baseline -------------------------------------------------------------------------------
 
 def run_raw(url: str, rows: list[list[tuple[Any, ...]]], per_txn: int = 1) -> float:
-    """Seconds to INSERT OR IGNORE every batch's rows with executemany, a commit per `per_txn`
-    batches."""
+    """Seconds to INSERT .. ON CONFLICT DO NOTHING every batch's rows with executemany, a commit per
+    `per_txn` batches."""
     engine = make_engine(url)  # the same pragmas (connect hook) as the app's engine
-    sql = (f"INSERT OR IGNORE INTO events ({', '.join(EVENT_COLUMNS)}) "
-           f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})")
+    ph = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    sql = (f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join([ph] * len(EVENT_COLUMNS))}) "
+           f"ON CONFLICT (device_id, epoch, seq) DO NOTHING")
     conn = engine.raw_connection()
     try:
         t0 = time.perf_counter()
@@ -207,10 +243,10 @@ def publish_all(broker: Broker, payloads: list[bytes], window: int = 100) -> Non
 class WorkerProcess:
     """This module's --child mode: one IngestWorker in its own process, started on "GO"."""
 
-    def __init__(self, url: str, broker: Broker, worker_id: str, group: str) -> None:
+    def __init__(self, url: str, broker: Broker, worker_id: str, group: str, copy: bool = True) -> None:
         self.p = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.cloud_ingest", "--child", "--db-url", url, "--port",
-             str(broker.port), "--worker-id", worker_id, "--group", group],
+             str(broker.port), "--worker-id", worker_id, "--group", group, *([] if copy else ["--no-copy"])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
         self.last: dict[str, Any] = {}
         self.changed = threading.Event()
@@ -238,13 +274,14 @@ class WorkerProcess:
         return self.last
 
 
-def run_workers(work: Path, broker: Broker, w: Workload, k: int, tag: str) -> dict[str, Any]:
-    url, sf = fresh_db(work / f"workers-{tag}.db", w)
+def run_workers(dbs: Databases, broker: Broker, w: Workload, k: int, tag: str,
+                copy: bool = True) -> dict[str, Any]:
+    url, sf = fresh_db(dbs.url(f"workers-{tag}"), w)
     group = f"bench-{tag}"
     ids = [f"{tag}-{i}" for i in range(k)]  # fresh sessions each run; Broker(ingest_workers=) has them
     register_sessions(broker, ids, shared_subscription(group))
     publish_all(broker, w.payloads)
-    procs = [WorkerProcess(url, broker, cid, group) for cid in ids]
+    procs = [WorkerProcess(url, broker, cid, group, copy) for cid in ids]
     try:
         t_go = time.time()
         for p in procs:
@@ -258,6 +295,7 @@ def run_workers(work: Path, broker: Broker, w: Workload, k: int, tag: str) -> di
     finally:
         finals = [p.finish() for p in procs]
     stored = count_events(sf)
+    dispose(sf)
     if stored != w.events or sum(f["stored"] for f in finals) != w.events:
         raise RuntimeError(f"stored {stored} events of {w.events}: {finals}")
     return {"seconds": t_end - t_go, "per_worker_batches": [f["batches"] for f in finals],
@@ -265,10 +303,10 @@ def run_workers(work: Path, broker: Broker, w: Workload, k: int, tag: str) -> di
             "errors": sum(f["errors"] for f in finals)}
 
 
-def child(url: str, port: int, worker_id: str, group: str) -> None:
+def child(url: str, port: int, worker_id: str, group: str, copy: bool) -> None:
     sf = make_session_factory(make_engine(url))
     worker = IngestWorker(sf, Settings(broker_host="127.0.0.1", broker_port=port, broker_password=CLOUD_PW),
-                          worker_id=worker_id, group=group)
+                          worker_id=worker_id, group=group, copy=copy)
     print("READY", flush=True)
     stop = threading.Event()
 
@@ -293,10 +331,10 @@ def child(url: str, port: int, worker_id: str, group: str) -> None:
 
 # ---- rounds -------------------------------------------------------------------------------------
 
-def profile_core(work: Path, w: Workload) -> str:
-    _, sf = fresh_db(work / "profile.db", w)
+def profile_core(dbs: Databases, w: Workload, copy: bool) -> str:
+    _, sf = fresh_db(dbs.url("profile"), w)
     topic = pbatch.batch_topic(GW_HEX)
-    ing = Ingestor(sf)
+    ing = Ingestor(sf, copy=copy)
     prof = cProfile.Profile()
     prof.enable()
     for i in range(0, len(w.payloads), MAX_GROUP):
@@ -311,52 +349,73 @@ def _spread(xs: list[float]) -> dict[str, float]:
     return {"median": round(statistics.median(xs), 4), "min": round(min(xs), 4), "max": round(max(xs), 4)}
 
 
+def _round(dbs: Databases, broker: Broker, w: Workload, r: int, workers: list[int],
+           paths: list[str], verbose: bool) -> list[dict[str, Any]]:
+    """One round: raw, raw_grouped and every (workers, path), in an order rotated by the round."""
+    kinds: list[tuple[int, str]] = [(0, "raw"), (-1, "raw"), *((k, p) for k in workers for p in paths)]
+    kinds = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
+    raw: dict[int, float] = {}
+    runs: list[dict[str, Any]] = []
+    for k, path in kinds:
+        if k <= 0:
+            url, sf = fresh_db(dbs.url(f"raw-{r}-{-k}"), w)
+            dispose(sf)
+            raw[k] = w.events / run_raw(url, w.rows, MAX_GROUP if k else 1)
+        else:
+            res = run_workers(dbs, broker, w, k, f"{r}-{k}-{path}", copy=path == "copy")
+            runs.append({"round": r + 1, "workers": k, "path": path, **res, "eps": w.events / res["seconds"]})
+    for run in runs:
+        run["raw_eps"], run["raw_grouped_eps"] = raw[0], raw[-1]
+        run["eps_per_worker"] = run["eps"] / run["workers"]
+        run["ratio"] = run["eps"] / raw[0]
+        run["ratio_per_worker"] = run["eps_per_worker"] / raw[0]
+        run["ratio_grouped"] = run["eps"] / raw[-1]
+        run["ratio_grouped_per_worker"] = run["eps_per_worker"] / raw[-1]
+        same = [x for x in runs if x["workers"] == run["workers"] and x["path"] == "executemany"]
+        if same and run["path"] == "copy":  # the issue's figure: COPY over executemany, same round
+            run["copy_over_executemany"] = run["eps"] / same[0]["eps"]
+        if verbose:
+            print(f"round {r + 1}: {run['workers']} worker(s), {run['path']}: {run['eps']:,.0f} ev/s "
+                  f"({run['eps_per_worker']:,.0f} per worker); raw {raw[0]:,.0f}, raw_grouped "
+                  f"{raw[-1]:,.0f} ev/s; per worker / raw {run['ratio_per_worker']:.3f}, "
+                  f"/ raw_grouped {run['ratio_grouped_per_worker']:.3f}; "
+                  f"{run['transactions']} transactions for {len(w.payloads)} batches",
+                  file=sys.stderr, flush=True)
+    return runs
+
+
 def measure(batches: int, per_batch: int, devices: int, rounds: int, workers: list[int],
-            profile: bool = False, verbose: bool = True) -> dict[str, Any]:
+            profile: bool = False, verbose: bool = True, db: str = "sqlite",
+            paths: list[str] | None = None) -> dict[str, Any]:
+    paths = paths or (["copy", "executemany"] if db == "postgresql" else ["executemany"])
     with tempfile.TemporaryDirectory(prefix="mcode-ingest-bench-", ignore_cleanup_errors=True) as d:
         work = Path(d)
-        w = make_workload(batches, per_batch, devices)
-        runs: list[dict[str, Any]] = []
-        ids = tuple(f"{r}-{k}-{i}" for r in range(rounds) for k in workers for i in range(k))
-        with Broker(work / "broker", {"cloud": CLOUD_PW, GW_HEX: GW_PW}, ingest_workers=ids) as broker:
-            for r in range(rounds):
-                kinds: list[int] = [0, -1, *workers]  # 0: raw, -1: raw_grouped
-                kinds = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
-                raw: dict[int, float] = {}
-                round_runs: list[dict[str, Any]] = []
-                for k in kinds:
-                    if k <= 0:
-                        url, _ = fresh_db(work / f"raw-{r}-{-k}.db", w)
-                        raw[k] = w.events / run_raw(url, w.rows, MAX_GROUP if k else 1)
-                    else:
-                        res = run_workers(work, broker, w, k, f"{r}-{k}")
-                        round_runs.append({"round": r + 1, "workers": k, **res,
-                                           "eps": w.events / res["seconds"]})
-                for run in round_runs:
-                    run["raw_eps"], run["raw_grouped_eps"] = raw[0], raw[-1]
-                    run["eps_per_worker"] = run["eps"] / run["workers"]
-                    run["ratio"] = run["eps"] / raw[0]
-                    run["ratio_per_worker"] = run["eps_per_worker"] / raw[0]
-                    run["ratio_grouped"] = run["eps"] / raw[-1]
-                    run["ratio_grouped_per_worker"] = run["eps_per_worker"] / raw[-1]
-                    if verbose:
-                        print(f"round {r + 1}: {run['workers']} worker(s) {run['eps']:,.0f} ev/s "
-                              f"({run['eps_per_worker']:,.0f} per worker); raw {raw[0]:,.0f}, raw_grouped "
-                              f"{raw[-1]:,.0f} ev/s; per worker / raw {run['ratio_per_worker']:.3f}, "
-                              f"/ raw_grouped {run['ratio_grouped_per_worker']:.3f}; "
-                              f"{run['transactions']} transactions for {batches} batches",
-                              file=sys.stderr, flush=True)
-                runs.extend(round_runs)
-        prof_text = profile_core(work, w) if profile else ""
-    summary = {}
+        dbs = Databases(db, work)
+        try:
+            w = make_workload(batches, per_batch, devices)
+            runs: list[dict[str, Any]] = []
+            ids = tuple(f"{r}-{k}-{p}-{i}" for r in range(rounds) for k in workers for p in paths
+                        for i in range(k))
+            with Broker(work / "broker", {"cloud": CLOUD_PW, GW_HEX: GW_PW}, ingest_workers=ids) as broker:
+                for r in range(rounds):
+                    runs.extend(_round(dbs, broker, w, r, workers, paths, verbose))
+            prof_text = profile_core(dbs, w, paths[0] == "copy") if profile else ""
+        finally:
+            dbs.close()
+    by_path = {}
     for k in workers:
-        mine = [x for x in runs if x["workers"] == k]
-        summary[str(k)] = {key: _spread([x[key] for x in mine])
-                           for key in ("eps", "eps_per_worker", "raw_eps", "raw_grouped_eps", "ratio",
-                                       "ratio_per_worker", "ratio_grouped", "ratio_grouped_per_worker")}
-    return {"batches": batches, "batch": per_batch, "devices": devices, "events": w.events,
-            "rounds": rounds, "workers": workers, "cpus": os.cpu_count(), "runs": runs, "summary": summary,
-            "profile": prof_text}
+        for p in paths:
+            mine = [x for x in runs if x["workers"] == k and x["path"] == p]
+            keys = ["eps", "eps_per_worker", "raw_eps", "raw_grouped_eps", "ratio", "ratio_per_worker",
+                    "ratio_grouped", "ratio_grouped_per_worker"]
+            if "copy_over_executemany" in mine[0]:
+                keys.append("copy_over_executemany")
+            by_path[f"{k}/{p}"] = {key: _spread([x[key] for x in mine]) for key in keys}
+    # "summary": per worker count, the first path (the deployed one); "by_path": "<k>/<path>"
+    summary = {str(k): by_path[f"{k}/{paths[0]}"] for k in workers}
+    return {"db": db, "batches": batches, "batch": per_batch, "devices": devices, "events": w.events,
+            "rounds": rounds, "workers": workers, "paths": paths, "cpus": os.cpu_count(), "runs": runs,
+            "summary": summary, "by_path": by_path, "profile": prof_text}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -366,6 +425,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--devices", type=int, default=10)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated")
+    ap.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    ap.add_argument("--paths", help="ingest paths to run, comma-separated: copy, executemany "
+                    "(default: both on postgresql; SQLite has executemany only)")
     ap.add_argument("--quick", action="store_true", help="200 batches, 1 round (a smoke run)")
     ap.add_argument("--profile", action="store_true", help="the ingest core under cProfile afterwards")
     ap.add_argument("--json", action="store_true", help="one JSON line instead of the summary")
@@ -374,18 +436,25 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--worker-id", help=argparse.SUPPRESS)
     ap.add_argument("--group", help=argparse.SUPPRESS)
+    ap.add_argument("--no-copy", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
-        child(a.db_url, a.port, a.worker_id, a.group)
+        child(a.db_url, a.port, a.worker_id, a.group, not a.no_copy)
         return
     if a.quick:
         a.batches, a.rounds = 200, 1
+    paths = a.paths.split(",") if a.paths else None
+    if paths and not set(paths) <= {"copy", "executemany"}:
+        ap.error(f"--paths: copy or executemany, not {a.paths}")
     res = measure(a.batches, a.batch, a.devices, a.rounds, [int(x) for x in a.workers.split(",")], a.profile,
-                  verbose=not a.json)
+                  verbose=not a.json, db=a.db, paths=paths)
     if a.json:
         print(json.dumps(res))
         return
-    for k, s in res["summary"].items():
+    for k, s in res["by_path"].items():
+        extra = (f"; COPY / executemany {s['copy_over_executemany']['median']:.2f}x "
+                 f"(min {s['copy_over_executemany']['min']:.2f}, max {s['copy_over_executemany']['max']:.2f})"
+                 if "copy_over_executemany" in s else "")
         print(f"{k} worker(s): median {s['eps']['median']:,.0f} ev/s, "
               f"{s['eps_per_worker']['median']:,.0f} per worker; raw {s['raw_eps']['median']:,.0f} ev/s, "
               f"raw_grouped {s['raw_grouped_eps']['median']:,.0f}; per worker / raw "
@@ -393,9 +462,9 @@ def main(argv: list[str] | None = None) -> None:
               f"{s['ratio_per_worker']['max']:.3f}), / raw_grouped "
               f"{s['ratio_grouped_per_worker']['median']:.3f} "
               f"(min {s['ratio_grouped_per_worker']['min']:.3f}, "
-              f"max {s['ratio_grouped_per_worker']['max']:.3f})")
+              f"max {s['ratio_grouped_per_worker']['max']:.3f}){extra}")
     print(f"{res['events']:,} events in {a.batches} batches of {a.batch} from {a.devices} devices, "
-          f"{a.rounds} rounds, {res['cpus']} CPUs")
+          f"{a.rounds} rounds, {res['cpus']} CPUs, {a.db}")
     if res["profile"]:
         print(res["profile"])
 
