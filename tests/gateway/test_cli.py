@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import shlex
 import shutil
 import signal
@@ -209,18 +210,23 @@ def test_systemd_unit_verifies_and_its_command_line_is_the_cli(tmp_path: Path) -
         assert f"\n{line}\n" in text, line
     exec_line = next(x for x in text.splitlines() if x.startswith("ExecStart="))
     argv = shlex.split(exec_line.removeprefix("ExecStart="))
-    assert argv[0] == "/opt/mcode/.venv/bin/mcode" and argv[1:3] == ["gateway", "run"]
-    # systemd-analyze checks every key and that the command exists: point it at this venv's mcode.
-    mcode = Path(sys.executable).with_name("mcode")
+    # the lean entry point (gateway/__main__.py), not `mcode gateway run` (about 11 MB more RSS)
+    assert argv[0] == "/opt/mcode/.venv/bin/python" and argv[1:5] == ["-P", "-m", "gateway", "run"]
+    # systemd-analyze checks every key and that the command exists: point it at this venv's python.
     analyze = shutil.which("systemd-analyze")
     assert analyze is not None, "systemd-analyze (Debian package systemd) is needed to check the unit"
     unit = tmp_path / "mcode-gateway.service"
-    unit.write_text(text.replace(argv[0], str(mcode)))
+    unit.write_text(text.replace(argv[0], sys.executable))
     p = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and p.stderr.strip() == "", p.stderr
-    # The same arguments parse: with the config missing, the CLI says so (exit 2).
-    args = argv[3:]
+    # The unit's arguments parse, run from another directory as the service is (-P: not from the
+    # checkout), and `mcode gateway run` takes the same ones: with the config missing both say so
+    # (exit 2).
+    args = argv[5:]
     args[args.index("--config") + 1] = str(tmp_path / "missing.toml")
+    lean = subprocess.run([sys.executable, *argv[1:5], *args], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path, env=dict(os.environ, LANG="C.UTF-8"))
+    assert lean.returncode == 2 and "no config at" in lean.stderr and "Traceback" not in lean.stderr
     r = runner.invoke(app, ["run", *args])
     assert r.exit_code == 2 and "no config at" in r.output
 
