@@ -135,6 +135,29 @@ class Buckets:
             v = s.scalar(self._select_level(s, limit, k, now))
         return float(limit.burst) if v is None else float(v)
 
+    def debit(self, charges: list[tuple[Limit, str]], cost: float = 1.0) -> None:
+        """Take `cost` from each (limit, key) in one transaction, even below zero: for something
+        already allowed by a look at the level (a wrong guess). Concurrent requests that looked at
+        once may each take their token, so a bucket can go below zero by at most their number, and
+        then stays shut that much longer: the rate over time is kept exactly."""
+        charges = [(lim, key) for lim, key in charges if lim.enabled]
+        if not charges:
+            return
+        now = self._now_ms()
+        t = RateBucket.__table__.c
+        with self._sf.begin() as s:
+            _, greatest = self._fns(s)
+            for lim, key in charges:
+                k = f"{lim.name}:{key}"
+                insert_ignore(s, RateBucket.__table__,  # type: ignore[arg-type]
+                              [{"key": k, "tokens": float(lim.burst), "updated_ms": now, "full_at_ms": now}],
+                              ["key"])
+                left = self._level_expr(s, lim, now) - cost
+                full_in_ms = (literal(float(lim.burst)) - left) * (1000.0 / lim.rate)
+                s.execute(update(RateBucket).where(t.key == k).values(
+                    tokens=left, updated_ms=greatest(t.updated_ms, literal(now)),
+                    full_at_ms=cast(greatest(t.updated_ms, literal(now)) + full_in_ms, BigInteger)))
+
     def give_back(self, limit: Limit, key: str, cost: float = 1.0) -> None:
         """Return tokens taken for something that turned out not to count."""
         if not limit.enabled:
@@ -194,22 +217,23 @@ class Limits:
         return level >= self.address_fail.burst - 1 - _EPS
 
     def start_guess(self, campaign_id: int, address: str) -> Guess:
-        """Before looking a code of `campaign_id` up: take a token of the budget this client draws
-        on, or raise RateLimited (whatever the code)."""
+        """Before looking a code of `campaign_id` up: the budget this client draws on must hold a
+        token, or RateLimited (whatever the code). Only a look: a right code, the common case,
+        writes nothing more; `wrong` takes the token."""
         client = client_key(address)
         budget = self.campaign_clean if self.is_clean(address) else self.campaign_fail
-        wait = self.buckets.take(budget, str(campaign_id))
-        if wait:
-            raise RateLimited(wait, "for this campaign", "此活动")
+        if budget.enabled:
+            level = self.buckets.level(budget, str(campaign_id))
+            if level < 1 - _EPS:
+                raise RateLimited((1 - level) / budget.rate, "for this campaign", "此活动")
         return Guess(campaign_id, client, budget)
 
     def right(self, g: Guess) -> None:
-        """The code was right (or not a guess at all): its token goes back."""
-        self.buckets.give_back(g.budget, str(g.campaign_id))
+        """The code was right (or not a guess at all): nothing was taken, nothing to give back."""
 
     def wrong(self, g: Guess) -> None:
-        """The code was wrong: the budget keeps its token and the client is charged one."""
-        self.buckets.take(self.address_fail, g.client)
+        """The code was wrong: the budget loses a token and the client is charged one, at once."""
+        self.buckets.debit([(g.budget, str(g.campaign_id)), (self.address_fail, g.client)])
 
     def check_share(self, address: str) -> None:
         wait = self.buckets.take(self.share, client_key(address))
