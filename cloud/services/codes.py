@@ -17,12 +17,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud.errors import ApiError, bad_request, conflict, not_found
+from cloud.services import tlog
 from cloud.services.provision import SHARE_CODE_DIGITS
 from cloud.services.ratelimits import Limits
 from cloud.store.engine import SessionFactory, now_ms
 from cloud.store.models import Campaign, Device, Entry, Participant
 from protocol.keys import rotation_key
-from protocol.rotation import Rotor, locate, split_code, window
+from protocol.rotation import (
+    TYPED_MAX,
+    Rotor,
+    base_prefixes,
+    locate,
+    normalize_code,
+    split_code,
+    split_digits,
+    window,
+)
 
 VISITOR_COOKIE = "mcode_visitor"
 _VISITOR = re.compile(r"^[A-Za-z0-9_-]{16,64}$")  # a visitor id, as stored
@@ -85,6 +95,32 @@ def parse_code(code: str) -> tuple[str, str]:
     return parts
 
 
+def read_code(s: Session, typed: str) -> tuple[str, str]:
+    """(base, suffix) of what a person typed (protocol.rotation.normalize_code: full-width digits,
+    other dashes, spaces); suffix "" for a bare base code. Digits only are split by the rented
+    base codes that prefix them, in one indexed lookup (split_digits; docs/protocol.md). 400
+    malformed_code, or 404 unknown_code when no rented base fits."""
+    code = normalize_code(typed) if len(typed) <= TYPED_MAX else None
+    if code is None:
+        raise _malformed(typed)
+    if "-" in code:
+        return parse_code(code)
+    if len(code) > MAX_BASE_DIGITS + SHARE_CODE_DIGITS:
+        raise _malformed(typed)
+    prefixes = [b for b in base_prefixes(code) if len(b) <= MAX_BASE_DIGITS]
+    digits = dict(s.execute(select(Campaign.base_code, Campaign.digits).where(
+        Campaign.base_code.in_(prefixes), Campaign.released_at_ms.is_(None))).tuples().all())
+    got = split_digits(code, lambda b: (digits[b], SHARE_CODE_DIGITS) if b in digits else None)
+    if got is None:
+        raise _unknown(code)
+    return got
+
+
+def canonical(base: str, suffix: str) -> str:
+    """The code as shown back to people: 4919-27, or the bare base code 4919."""
+    return f"{base}-{suffix}" if suffix else base
+
+
 def _malformed(code: str) -> ApiError:
     return bad_request("malformed_code", f"{code[:40]!r} is not an M-code like 4919-27",
                        f"{code[:40]!r} 不是形如 4919-27 的 M码")
@@ -120,16 +156,10 @@ def _not_running(code: str, c: Campaign, now_ms_: int) -> ApiError | None:
     return None
 
 
-def _via(e: Entry) -> str:
-    if e.device_id is None:
-        return "share"
-    return "printed" if e.window is None else "display"
-
-
 def _entry_dict(e: Entry, c: Campaign) -> dict[str, Any]:
     return {"entry_id": e.id, "campaign": c.id, "base_code": c.base_code,
             "device_id": e.device_id, "root_device_id": e.root_device_id, "depth": e.depth,
-            "window": e.window, "code": e.code, "via": _via(e),
+            "window": e.window, "code": e.code, "via": e.via,
             "landing": {"zh": c.label_zh, "en": c.label_en},
             "landing_text": {"zh": c.landing_zh, "en": c.landing_en}}
 
@@ -140,8 +170,8 @@ def resolve_limited(sf: SessionFactory, limits: Limits, code: str, visitor: str 
     is refused before any lookup; a code of no rented campaign gets 404 and no bucket; otherwise the
     client's budget for that campaign pays a token first (429 if empty, whatever the code), which a
     right code gets back and a wrong one keeps."""
-    base, _ = parse_code(code)
     with sf() as s:
+        base, _ = read_code(s, code)
         cid = s.scalar(select(Campaign.id).where(Campaign.base_code == base,
                                                  Campaign.released_at_ms.is_(None)))
     if cid is None:
@@ -159,38 +189,47 @@ def resolve_limited(sf: SessionFactory, limits: Limits, code: str, visitor: str 
     return entry
 
 
+def _display(s: Session, c: Campaign, suffix: str, code: str, now: float) -> tuple[Device, int | None]:
+    """The device showing `suffix` now, and the window it matched (None for a printed code)."""
+    loc = locate(int(suffix), c.slots, c.digits)
+    if loc is None:
+        raise _unknown(code)
+    slot, r = loc
+    d = s.scalar(select(Device).where(Device.campaign_id == c.id, Device.slot == slot))
+    if d is None:
+        raise _unknown(code)
+    if d.printed:  # a printed code shows r = 0 for ever
+        if r != 0:
+            raise _unknown(code)
+        return d, None
+    w = match_window(d.device_key, slot, c.slots, c.digits, r, window(now, c.period_s))
+    if w is None:
+        raise _expired(code)
+    return d, w
+
+
 def resolve(sf: SessionFactory, code: str, visitor: str | None, now: float) -> dict[str, Any]:
     """Resolve a typed code and record the entry. `visitor` is the shopper's visitor id (a new one
     is drawn if None); the answer does not carry it."""
-    base, suffix = parse_code(code)
     visitor = visitor if visitor and valid_visitor(visitor) else new_visitor()
     with sf.begin() as s:
+        base, suffix = read_code(s, code)
         c = s.scalar(select(Campaign).where(Campaign.base_code == base, Campaign.released_at_ms.is_(None)))
         if c is None:
             raise _unknown(code)
         stopped = _not_running(code, c, int(now * 1000))
         if stopped is not None:
             raise stopped
-        if len(suffix) == c.digits:
-            loc = locate(int(suffix), c.slots, c.digits)
-            if loc is None:
-                raise _unknown(code)
-            slot, r = loc
-            d = s.scalar(select(Device).where(Device.campaign_id == c.id, Device.slot == slot))
-            if d is None:
-                raise _unknown(code)
-            w: int | None
-            if d.printed:  # a printed code shows r = 0 for ever
-                if r != 0:
-                    raise _unknown(code)
-                w = None
-            else:
-                w = match_window(d.device_key, slot, c.slots, c.digits, r, window(now, c.period_s))
-                if w is None:
-                    raise _expired(code)
+        if not suffix:  # a bare base code: the campaign's page, with no proof of presence
+            e = Entry(id=secrets.token_hex(16), campaign_id=c.id, code=base, device_id=None, window=None,
+                      parent_participant_id=None, root_device_id=None, depth=0, visitor=visitor,
+                      created_at_ms=int(now * 1000), via="base")
+        elif len(suffix) == c.digits:
+            d, w = _display(s, c, suffix, code, now)
             e = Entry(id=secrets.token_hex(16), campaign_id=c.id, code=f"{base}-{suffix}", device_id=d.id,
                       window=w, parent_participant_id=None, root_device_id=d.id, depth=0, visitor=visitor,
-                      created_at_ms=now_ms())
+                      created_at_ms=int(now * 1000),  # the API's clock: attribution windows use it
+                      via="printed" if w is None else "display")
         elif len(suffix) == SHARE_CODE_DIGITS:
             p = s.scalar(select(Participant).where(Participant.campaign_id == c.id,
                                                    Participant.share_code == suffix))
@@ -202,10 +241,12 @@ def resolve(sf: SessionFactory, code: str, visitor: str | None, now: float) -> d
             # made from entries that exist already: every chain ends at a display, with no cycle.
             e = Entry(id=secrets.token_hex(16), campaign_id=c.id, code=f"{base}-{suffix}", device_id=None,
                       window=None, parent_participant_id=p.id, root_device_id=parent.root_device_id,
-                      depth=parent.depth + 1, visitor=visitor, created_at_ms=now_ms())
+                      depth=parent.depth + 1, visitor=visitor, created_at_ms=int(now * 1000),
+                      via="share")
         else:
             raise _malformed(code)
         s.add(e)
+        tlog.add_entry(s, e)
         return _entry_dict(e, c)
 
 
@@ -262,6 +303,7 @@ def share(sf: SessionFactory, entry_id: str, max_per_visitor: int = 0,
                                     created_at_ms=now_ms())
                     s.add(p)
                     s.flush()
+                    tlog.add_share(s, p, c)
                 return _share_dict(p, c)
         except IntegrityError:
             continue  # the drawn code was taken (or a concurrent share won): draw again / read it
