@@ -17,7 +17,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud.errors import ApiError, bad_request, conflict, not_found
-from cloud.services import tlog
 from cloud.services.provision import SHARE_CODE_DIGITS
 from cloud.services.ratelimits import Limits
 from cloud.store.engine import SessionFactory, now_ms
@@ -246,7 +245,6 @@ def resolve(sf: SessionFactory, code: str, visitor: str | None, now: float) -> d
         else:
             raise _malformed(code)
         s.add(e)
-        tlog.add_entry(s, e)
         return _entry_dict(e, c)
 
 
@@ -303,7 +301,6 @@ def share(sf: SessionFactory, entry_id: str, max_per_visitor: int = 0,
                                     created_at_ms=now_ms())
                     s.add(p)
                     s.flush()
-                    tlog.add_share(s, p, c)
                 return _share_dict(p, c)
         except IntegrityError:
             continue  # the drawn code was taken (or a concurrent share won): draw again / read it
