@@ -15,6 +15,8 @@ from cloud.cli.rules import app as rules_app
 from gateway.cli import app as gateway_app
 from tools.cli import app as tools_app
 
+MAX_DEMO_DEVICES = 32  # each is a MicroPython process; a campaign of 2-digit codes has room for them
+
 app = typer.Typer(help="mcode: rotating M-codes, BLE gateway, reward cloud.", no_args_is_help=True)
 app.add_typer(gateway_app, name="gateway")
 cloud_app.add_typer(db_app, name="db")
@@ -37,8 +39,16 @@ def demo(devices: Annotated[int, typer.Option(help="virtual devices")] = 3,
     """Run the virtual fleet: Mosquitto, BLE radio, cloud, gateway, devices and shoppers."""
     from sim.demo import run_demo
 
+    if not 1 <= devices <= MAX_DEMO_DEVICES:
+        raise typer.BadParameter(f"{devices}: give 1 to {MAX_DEMO_DEVICES} · 显示屏数量须为 1 至 "
+                                 f"{MAX_DEMO_DEVICES}", param_hint="--devices")
+    if duration is not None and duration <= 0:
+        raise typer.BadParameter(f"{duration:g}: give seconds above 0, or leave it out to run until Ctrl-C · "
+                                 "须为大于 0 的秒数，或不填以运行到 Ctrl-C", param_hint="--duration")
+    if drain < 0:
+        raise typer.BadParameter(f"{drain:g}: give 0 or more seconds · 须为 0 或更多秒", param_hint="--drain")
     if check and duration is None:
-        raise typer.BadParameter("--check needs --duration")
+        raise typer.BadParameter("--check needs --duration · --check 需要 --duration")
     raise typer.Exit(run_demo(devices, duration, check, workdir, drain, seed))
 
 

@@ -55,6 +55,7 @@ class Fleet:
     merchant: dict[str, Any] = field(default_factory=dict)
     gateway_id: str = ""
     device_restarts: dict[str, int] = field(default_factory=dict)
+    site_port: int = 0  # the demo's own site (sim/demo_site.py): displays and the merchant's shop
 
     @property
     def api(self) -> str:
@@ -71,6 +72,15 @@ class Fleet:
         return f"{self.api}/login"
 
     @property
+    def site_url(self) -> str:
+        return f"http://127.0.0.1:{self.site_port}"
+
+    @property
+    def shop_url(self) -> str:
+        """The campaign's target URL: the merchant's online shop (served by sim/demo_site.py)."""
+        return f"{self.site_url}/shop"
+
+    @property
     def merchant_key_file(self) -> Path:
         return self.workdir / "merchant.key"
 
@@ -84,8 +94,11 @@ class Fleet:
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+        # its own session: Ctrl-C at the demo's terminal reaches the demo only, which prints its
+        # summary (asking the cloud) and then stops every process itself
         self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                            env=dict(os.environ, **(env or {})), cwd=self.workdir)
+                                            env=dict(os.environ, **(env or {})), cwd=self.workdir,
+                                            start_new_session=True)
 
     def start(self) -> Fleet:
         from cloud.services import campaigns, merchants, provision
@@ -110,9 +123,14 @@ class Fleet:
         self.merchant = merchants.create_merchant(sf, "Demo shop 演示商店")
         self._write_merchant_key()
         slots = max(4, p.devices)
+        self.site_port = free_port()
         camp = campaigns.create(sf, self.merchant["merchant_id"], base_code=p.base_code, slots=slots,
                                 digits=p.digits, period_s=p.period_s, pool_minor=p.pool_minor,
-                                label_zh="扫码有礼", label_en="Tap and share")
+                                label_zh="扫码有礼", label_en="Tap and share",
+                                landing_zh="到店出示结账码付款，或去网店下单。分享您的码：朋友购买，您得分成。",
+                                landing_en="Pay at the counter with a checkout code, or order online. Share "
+                                           "your code: when a friend buys, you get a part.")
+        self._set_target(sf, camp["campaign_id"])
         gw_key = Ed25519PrivateKey.generate()
         key_path = self.workdir / "gateway" / "gateway.key"
         key_path.parent.mkdir(parents=True, exist_ok=True)
@@ -143,6 +161,14 @@ class Fleet:
         gw_conf = str(self.workdir / "gateway" / "gateway.toml")
         self._spawn("gateway", _mcode("gateway", "run", "--config", gw_conf))
         return self
+
+    def _set_target(self, sf: Any, campaign_id: int) -> None:
+        """The campaign's online shop is the demo's (its landing page's button goes there)."""
+        from cloud.store.models import Campaign
+
+        with sf.begin() as s:
+            c = s.get(Campaign, campaign_id)
+            c.target_url = self.shop_url
 
     def _write_gateway_config(self, password: str, dev_keys: list[dict[str, Any]]) -> None:
         assert self.broker is not None
