@@ -12,6 +12,7 @@ from cloud.cli.db import app as db_app
 from cloud.cli.gateways import app as cloud_gateways_app
 from cloud.cli.main import app as cloud_app
 from cloud.cli.rules import app as rules_app
+from cloud.cli.users import links_app, users_app
 from gateway.cli import app as gateway_app
 from tools.cli import app as tools_app
 
@@ -21,6 +22,8 @@ app = typer.Typer(help="mcode: rotating M-codes, BLE gateway, reward cloud.", no
 app.add_typer(gateway_app, name="gateway")
 cloud_app.add_typer(db_app, name="db")
 cloud_app.add_typer(cloud_gateways_app, name="gateway")
+cloud_app.add_typer(users_app, name="user")
+cloud_app.add_typer(links_app, name="shared-link")
 app.add_typer(cloud_app, name="cloud")
 app.add_typer(tools_app, name="tools")
 app.add_typer(rules_app, name="rules")

@@ -14,6 +14,7 @@ from cloud.http.ratelimit import Limits
 from cloud.http.routes import (
     admin,
     campaigns,
+    console_access,
     devices,
     gateways,
     keys,
@@ -55,6 +56,7 @@ def create_app(settings_: Settings, engine: Engine | None = None,
     for module in ROUTERS:
         app.include_router(module.router)
     app.include_router(login.router)  # HTML forms, outside the API's document
+    app.include_router(console_access.router)
     app.include_router(me.pages)
     # outermost last: headers, then ?key= refused, keys checked, bodies bounded (middleware.py)
     app.add_middleware(middleware.BodyLimit, max_bytes=settings_.max_body_bytes)

@@ -142,6 +142,8 @@ def current_merchant(request: Request,
     found = page_merchant(request, creds)
     if found is None:
         raise unauthorized()
+    if found[1] is not None and found[1].console_role == "staff":  # staff sessions work the till only
+        raise auth.forbidden("staff sign-ins work the till only", "店员账号只能使用收银页面")
     return found[0]
 
 

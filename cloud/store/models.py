@@ -60,9 +60,48 @@ class WebSession(Base):
     role: Mapped[str] = mapped_column(String(16))
     user_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"), nullable=True)
+    shared_link_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # a read-only link's
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     expires_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class User(Base):
+    """A person who signs in to the merchant console with a password (argon2id; only its hash is
+    kept). Roles: owner (everything), staff (the till only), viewer (reads the dashboard)."""
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    login: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    disabled_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Invite(Base):
+    """A one-time invitation to become a user of a merchant with a role (`mcode cloud user
+    invite`); only the SHA-256 of its code is kept."""
+    __tablename__ = "invites"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    expires_at_ms: Mapped[int] = mapped_column(BigInteger)
+    used_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+
+
+class SharedLink(Base):
+    """A revocable read-only link to a merchant's dashboard (like Plausible's shared links). Only the
+    SHA-256 of its code is kept; revoking it ends the sessions it opened."""
+    __tablename__ = "shared_links"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    revoked_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Location(Base):

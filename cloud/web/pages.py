@@ -27,6 +27,7 @@ MERCHANT_LABELS = {
     "orders": ("订单", "Orders"),
     "paid": ("付给酬客（不含已退款订单）", "Paid to sharers (refunds excluded)"),
     "none": ("尚无设备", "No devices yet"),
+    "access": ("账号与分享链接", "People and shared links"),
     "gaps_note": ("缺失：设备日志序号中未收到的记录数。",
                   "Gaps: records missing from a device's log sequence."),
     "logout": ("退出登录", "Sign out"),
@@ -42,6 +43,10 @@ LOGIN_LABELS = {
     "err_key": ("密钥错误，请重试。", "Wrong key. Try again."),
     "err_role": ("这不是商户密钥。", "This is not a merchant key."),
     "err_csrf": ("表单已过期，请重试。", "The form expired. Try again."),
+    "err_password": ("登录名或密码错误。", "Wrong login or password."),
+    "login": ("登录名", "Login"),
+    "password": ("密码", "Password"),
+    "or_person": ("或使用登录名和密码", "Or with a login and password"),
 }
 
 
@@ -52,11 +57,13 @@ def environment() -> Environment:
                        trim_blocks=True, lstrip_blocks=True)
 
 
-def merchant_page(merchant_name: str, stats: dict[str, Any], csrf: str | None = None) -> str:
+def merchant_page(merchant_name: str, stats: dict[str, Any], csrf: str | None = None,
+                  owner: bool = False) -> str:
     """The merchant page (商户页) from `stats.merchant_stats`; with a login's `csrf` token, a
     sign-out button."""
     return environment().get_template("merchant.html").render(
-        L=MERCHANT_LABELS, merchant_name=merchant_name, stats=stats, totals=stats["totals"], csrf=csrf)
+        L=MERCHANT_LABELS, merchant_name=merchant_name, stats=stats, totals=stats["totals"], csrf=csrf,
+        owner=owner)
 
 
 def login_page(csrf: str, error: str | None, ttl_s: int) -> str:

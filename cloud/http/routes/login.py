@@ -79,14 +79,19 @@ async def post_login(request: Request) -> Response:
     sf = request.app.state.session_factory
     now_ms = int(request.app.state.clock() * 1000)
     try:
-        new = await run_in_threadpool(web_sessions.login_with_key, sf, form.get("key", ""), now_ms,
-                                      st.session_ttl_s)
+        if "login" in form:  # a person's login and password (issue 14), else a merchant key
+            new = await run_in_threadpool(web_sessions.login_with_password, sf, form["login"],
+                                          form.get("password", ""), now_ms, st.session_ttl_s)
+        else:
+            new = await run_in_threadpool(web_sessions.login_with_key, sf, form.get("key", ""), now_ms,
+                                          st.session_ttl_s)
     except ApiError as e:
-        return _form(st, "key" if e.status == 401 else "role", e.status)
+        return _form(st, ("password" if "login" in form else "key") if e.status == 401 else "role", e.status)
     old = request.cookies.get(session_cookie(st))
     if old:  # a new login replaces the browser's old session
         await run_in_threadpool(web_sessions.logout, sf, old)
-    resp = RedirectResponse("/merchant", status_code=303, headers=NO_STORE)
+    home = "/till" if new.session.console_role == "staff" else "/merchant"  # staff work the till
+    resp = RedirectResponse(home, status_code=303, headers=NO_STORE)
     _cookie(resp, st, session_cookie(st), new.token, st.session_ttl_s)
     resp.delete_cookie(login_csrf_cookie(st), path="/", secure=st.cookie_secure, httponly=True,
                        samesite="strict")

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from cloud.http import schemas as o
 from cloud.http.deps import SF, MerchantDep, PageMerchant
 from cloud.http.schemas import errors
-from cloud.services import stats
+from cloud.services import stats, users
 from cloud.web import pages
 
 router = APIRouter(tags=["merchant page"])
@@ -23,8 +23,11 @@ def get_merchant_page(sf: SF, found: PageMerchant) -> Response:
     if found is None:
         return RedirectResponse("/login", status_code=303, headers={"Cache-Control": "no-store"})
     merchant, session = found
+    if session is not None and session.console_role == users.STAFF:  # staff work the till only
+        return RedirectResponse("/till", status_code=303, headers={"Cache-Control": "no-store"})
     html = pages.merchant_page(merchant.name, stats.merchant_stats(sf, merchant.id),
-                               csrf=session.csrf_token if session is not None else None)
+                               csrf=session.csrf_token if session is not None else None,
+                               owner=session is not None and session.console_role == users.OWNER)
     return HTMLResponse(html, headers={"Cache-Control": "no-store"})
 
 
