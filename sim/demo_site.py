@@ -33,7 +33,7 @@ PAGE = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <style>body{{font-family:system-ui,"WenQuanYi Micro Hei",sans-serif;max-width:40rem;margin:0 auto;
 padding:1rem}}
 .code{{font-size:2.4rem;font-weight:bold;letter-spacing:.08em}} img{{image-rendering:pixelated;width:100%;
-max-width:296px;border:1px solid #999}} li{{margin:0 0 1.2rem;list-style:none}}
+max-width:296px;border:1px solid #999}} ul{{padding:0}} li{{margin:0 0 1.2rem;list-style:none}}
 button,input{{font-size:1.2rem;min-height:48px}} .en{{color:#444}}</style></head><body>{body}</body></html>"""
 TOKEN_PARAM = "mcode_click"  # cloud/services/clicks.py adds it to the target URL
 
@@ -59,7 +59,7 @@ class Shop:
                                    "Idempotency-Key": idem or f"shop:{secrets.token_hex(8)}"})
 
 
-def _displays_html(devices: list[VirtualDevice]) -> str:
+def _displays_html(devices: list[VirtualDevice], cloud: str) -> str:
     items = []
     for d in devices:
         cfg = d.config
@@ -68,7 +68,8 @@ def _displays_html(devices: list[VirtualDevice]) -> str:
                      f'<div class="code" data-device="{d.device_id}">{html.escape(code)}</div>'
                      f'<img src="/displays/{d.device_id}.png" alt="{html.escape(code)}"></li>')
     body = ("<h1>显示屏 <span class='en' lang='en'>Displays</span></h1>"
-            "<p>输入显示屏上的码 <span class='en' lang='en'>Type the code a display shows</span></p>"
+            f"<p><a href='{html.escape(cloud)}/'>输入显示屏上的码 <span class='en' lang='en'>Type the code a "
+            "display shows</span></a></p>"
             f"<ul>{''.join(items)}</ul>")
     return PAGE.format(head='<meta http-equiv="refresh" content="5">', title="Displays · 显示屏", body=body)
 
@@ -79,8 +80,8 @@ def _shop_html(token: str, done: str = "") -> str:
             '<label>金额 <span class="en" lang="en">Amount</span> (¥) '
             '<input name="amount" inputmode="decimal" value="88.00"></label> '
             '<button type="submit">购买 <span lang="en">Buy</span></button></form>') if token else ""
-    body = (f"<h1>演示网店 <span class='en' lang='en'>Demo shop</span></h1>{done}"
-            f"<p>mcode_click: <code>{t or '-'}</code></p>{form}")
+    came = f"<p>mcode_click: <code>{t}</code></p>" if token else ""
+    body = f"<h1>演示网店 <span class='en' lang='en'>Demo shop</span></h1>{done}{came}{form}"
     return PAGE.format(head="", title="Demo shop · 演示网店", body=body)
 
 
@@ -102,7 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         devices = self.site.devices()
         if url.path in ("/", "/displays"):
-            self._send(200, _displays_html(devices).encode(), "text/html; charset=utf-8")
+            self._send(200, _displays_html(devices, self.site.shop.api).encode(), "text/html; charset=utf-8")
         elif url.path == "/displays.json":
             rows = [{"device_id": d.device_id, "label": d.config.get("label", ""), "code": d.shown_code()}
                     for d in devices]
@@ -136,7 +137,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(r.status_code, r.content, "application/json")
             return
         ok = r.status_code in (200, 201)
-        msg = (f"<p>谢谢！订单 #{r.json()['order_id']} <span lang='en'>Thank you! Order</span></p>" if ok else
+        order = r.json().get("order_id") if ok else None
+        msg = (f"<p>谢谢！订单 #{order} · <span lang='en'>Thank you! Order #{order}</span></p>" if ok else
                f"<p role='alert'>{html.escape(r.json().get('message_zh', ''))} · "
                f"<span lang='en'>{html.escape(r.json().get('message', ''))}</span></p>")
         self._send(200 if ok else r.status_code, _shop_html(token if not ok else "", msg).encode(),

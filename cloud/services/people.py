@@ -164,7 +164,7 @@ def _has_earnings(s: Session, visitors: list[str]) -> bool:
 
 
 def currency_of(c: Campaign) -> str:
-    return str(getattr(c, "currency", None) or "CNY")
+    return c.currency or "CNY"
 
 
 def _lines(s: Session, pids: list[int]) -> list[Any]:

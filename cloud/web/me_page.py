@@ -46,7 +46,7 @@ ME_LABELS = {
     "recovery_once": ("请现在抄下或截图保存。它只显示这一次。手机丢失后，在新手机上输入它即可看到全部收益。",
                       "Write it down or take a screenshot now: it is shown only this once. If you lose this "
                       "phone, type it on a new one to see all your earnings."),
-    "copy": ("复制", "Copy"),
+    "copy_code": ("复制", "Copy"),
     "phones": ("此手机是您的 {n} 部手机之一。", "This phone is one of your {n} phones."),
     "phone_one": ("您的收益与此手机相连。", "Your earnings are tied to this phone."),
     "make_new": ("生成新的恢复码", "Make a new recovery code"),
