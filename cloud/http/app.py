@@ -26,6 +26,7 @@ from cloud.http.routes import (
     orders,
     public,
     rules,
+    shopper,
 )
 from cloud.settings import Settings
 from cloud.store.engine import make_session_factory
@@ -56,6 +57,7 @@ def create_app(settings_: Settings, engine: Engine | None = None,
     for module in ROUTERS:
         app.include_router(module.router)
     app.include_router(login.router)  # HTML forms, outside the API's document
+    app.include_router(shopper.router)  # the shopper's pages: /, /c/{base}, /me/saved
     app.include_router(console_access.router)
     app.include_router(me.pages)
     # outermost last: headers, then ?key= refused, keys checked, bodies bounded (middleware.py)

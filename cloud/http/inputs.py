@@ -43,6 +43,11 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+URL_TEXT = "an https:// URL (at most 500 characters), or null"
+CURRENCY = "^[A-Z]{3}$"
+CURRENCY_TEXT = "ISO 4217 code of the campaign's money, e.g. CNY"
+
+
 class CampaignFields(BaseModel):
     base_code: str = Field(description="the code being rented",
                            json_schema_extra=checked(pattern="^[0-9]{1,12}$"))
@@ -67,6 +72,12 @@ class CampaignFields(BaseModel):
     ends_at_ms: I64 | None = Field(None, description="after starts_at_ms")
     landing_zh: str = Field("", json_schema_extra=checked(maxLength=4000))
     landing_en: str = Field("", json_schema_extra=checked(maxLength=4000))
+    image_url: str | None = Field(None, description="the landing page's image: " + URL_TEXT,
+                                  json_schema_extra=checked(maxLength=500))
+    target_url: str | None = Field(None, description="the merchant's online service, reached from the "
+                                   "landing page with a click token: " + URL_TEXT,
+                                   json_schema_extra=checked(maxLength=500))
+    currency: str = Field("CNY", description=CURRENCY_TEXT, json_schema_extra=checked(pattern=CURRENCY))
 
 
 class CampaignIn(Strict, CampaignFields):
@@ -99,6 +110,11 @@ class CampaignPatch(Strict):
     label_en: str = Field(KEEP, json_schema_extra=checked(maxLength=200))
     landing_zh: str = Field(KEEP, json_schema_extra=checked(maxLength=4000))
     landing_en: str = Field(KEEP, json_schema_extra=checked(maxLength=4000))
+    image_url: str | None = Field(None, description="null removes the image; " + URL_TEXT,
+                                  json_schema_extra=checked(maxLength=500))
+    target_url: str | None = Field(None, description="null removes the online service; " + URL_TEXT,
+                                   json_schema_extra=checked(maxLength=500))
+    currency: str = Field(KEEP, description=CURRENCY_TEXT, json_schema_extra=checked(pattern=CURRENCY))
 
 
 class LocationIn(Strict):

@@ -88,6 +88,9 @@ class CampaignOut(Out):
     released_at_ms: int | None = Field(description="set once the base code is given back")
     label: Text
     landing: Text
+    image_url: str | None = Field(description="the landing page's image (https), or null")
+    target_url: str | None = Field(description="the merchant's online service (https), or null")
+    currency: str = Field(description="ISO 4217, e.g. CNY")
 
 
 class CampaignList(Out):
@@ -220,7 +223,9 @@ class EntryOut(Out):
     depth: int = Field(description="sharers between the display and this shopper")
     window: int | None = Field(description="the rotation window of the typed code; null if none")
     code: str
-    via: Literal["display", "printed", "share"]
+    via: Literal["display", "printed", "share", "base"] = Field(
+        description="display: a rotating code (presence); printed: a fixed code; share: a sharer's "
+                    "code; base: a bare base code, no proof of presence")
     landing: Text = Field(description="the campaign's label")
     landing_text: Text = Field(description="the campaign's landing text")
 

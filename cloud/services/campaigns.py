@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +18,8 @@ from cloud.store.models import Campaign, Merchant
 from protocol.rotation import modulus
 
 MAX_HOLD_S = 365 * 24 * 3600
+MAX_URL = 500  # campaigns.image_url, target_url
+LANDING_FIELDS = ("image_url", "target_url", "currency")  # the landing page's: mutable too
 # 10^12 fen is 10 billion yuan per order: far above any shop, and far enough below 2^63 that the
 # running sums (spent_minor, ledger balances) cannot overflow a BIGINT in millions of orders
 MAX_POOL_MINOR = 10**12
@@ -32,6 +35,7 @@ def campaign_dict(c: Campaign) -> dict[str, Any]:
             "rule_params": json.loads(c.rule_params_json or "{}"), "budget_minor": c.budget_minor,
             "spent_minor": c.spent_minor, "hold_s": c.hold_s, "starts_at_ms": c.starts_at_ms,
             "ends_at_ms": c.ends_at_ms, "released_at_ms": c.released_at_ms,
+            "image_url": c.image_url, "target_url": c.target_url, "currency": c.currency,
             "label": {"zh": c.label_zh, "en": c.label_en},
             "landing": {"zh": c.landing_zh, "en": c.landing_en}}
 
@@ -67,13 +71,38 @@ def _check(f: dict[str, Any]) -> None:
     for k in ("landing_zh", "landing_en"):
         if k in f and len(f[k]) > 4000:
             raise _bad("bad_landing", f"{k} is longer than 4000 characters", "落地页内容超过 4000 个字符")
+    _check_landing(f)
+
+
+def _check_landing(f: dict[str, Any]) -> None:
+    """The landing page's image and online service: https URLs or null; the currency: ISO 4217."""
+    for k in ("image_url", "target_url"):
+        url = f.get(k)
+        if url is not None and not https_url(url):
+            raise _bad(f"bad_{k}", f"{k} must be an https:// URL of at most {MAX_URL} characters, or null",
+                       f"{k} 须为不超过 {MAX_URL} 个字符的 https:// 网址，或为空")
+    cur = f.get("currency", "CNY")
+    if not (isinstance(cur, str) and len(cur) == 3 and cur.isascii() and cur.isalpha() and cur.isupper()):
+        raise _bad("bad_currency", "currency must be three capital letters (ISO 4217), e.g. CNY",
+                   "货币须为三个大写字母（ISO 4217），例如 CNY")
+
+
+def https_url(url: str) -> bool:
+    """An absolute https URL with a host, no credentials, no spaces or control characters."""
+    if not (isinstance(url, str) and 0 < len(url) <= MAX_URL and url.isascii()):
+        return False
+    if any(ch <= " " or ch == "\x7f" for ch in url):
+        return False
+    parts = urlsplit(url)
+    return parts.scheme == "https" and bool(parts.hostname) and "@" not in parts.netloc
 
 
 def create(sf: SessionFactory, merchant_id: int, *, base_code: str, slots: int, digits: int, period_s: int,
            pool_minor: int, label_zh: str, label_en: str, rule: str = RED_BALLOON_RULE,
            rule_params: dict[str, Any] | None = None, budget_minor: int | None = None,
            hold_s: int = 14 * 24 * 3600, starts_at_ms: int | None = None, ends_at_ms: int | None = None,
-           landing_zh: str = "", landing_en: str = "") -> dict[str, Any]:
+           landing_zh: str = "", landing_en: str = "", image_url: str | None = None,
+           target_url: str | None = None, currency: str = "CNY") -> dict[str, Any]:
     """Rent `base_code` for a new campaign. The code must not be rented by a live campaign."""
     if not (base_code.isdigit() and base_code.isascii() and 1 <= len(base_code) <= 12):
         raise _bad("bad_base_code", "base code must be 1 to 12 digits", "基础码须为 1 至 12 位数字")
@@ -90,7 +119,8 @@ def create(sf: SessionFactory, merchant_id: int, *, base_code: str, slots: int, 
     f: dict[str, Any] = {"pool_minor": pool_minor, "rule": rule, "rule_params": rule_params,
                          "budget_minor": budget_minor, "hold_s": hold_s, "starts_at_ms": starts_at_ms,
                          "ends_at_ms": ends_at_ms, "label_zh": label_zh, "label_en": label_en,
-                         "landing_zh": landing_zh, "landing_en": landing_en}
+                         "landing_zh": landing_zh, "landing_en": landing_en, "image_url": image_url,
+                         "target_url": target_url, "currency": currency}
     _check(f)
     f.pop("rule_params")
     try:
@@ -128,7 +158,7 @@ def list_for(sf: SessionFactory, merchant_id: int) -> list[dict[str, Any]]:
 
 def update(sf: SessionFactory, p: Principal, campaign_id: int, changes: dict[str, Any]) -> dict[str, Any]:
     """Change the MUTABLE fields given; orders placed before keep the rule they were paid by."""
-    unknown = sorted(set(changes) - set(MUTABLE))
+    unknown = sorted(set(changes) - set(MUTABLE) - set(LANDING_FIELDS))
     if unknown:
         raise _bad("bad_field", f"cannot change {', '.join(unknown)}", f"不能修改 {', '.join(unknown)}")
     f = dict(changes)

@@ -8,21 +8,23 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from cloud.http import schemas as o
 from cloud.http.deps import SF, Now, SettingsDep
 from cloud.http.params import CodePath, VisitorCookie
 from cloud.http.ratelimit import client_address, limit_client, limits
+from cloud.http.routes import shopper
 from cloud.http.schemas import errors
 from cloud.services import codes
 from cloud.services.codes import VISITOR_COOKIE
 from cloud.settings import Settings
-from cloud.store.engine import ping
+from cloud.store.engine import SessionFactory, ping
 
 router = APIRouter()
 
-VISITOR_MAX_AGE_S = 365 * 24 * 3600
+VISITOR_MAX_AGE_S = shopper.VISITOR_MAX_AGE_S
 _VISITOR_SET = {"Set-Cookie": {"description": f"{VISITOR_COOKIE}: the shopper's visitor token, signed by "
                                               "the server (sent when the request had no valid one)",
                                "schema": {"type": "string"}}}
@@ -39,12 +41,32 @@ def healthz(sf: SF) -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/r/{code}", tags=["public"], dependencies=[Depends(limit_client)], response_model=o.EntryOut,
-            responses={200: {"headers": _VISITOR_SET}, **errors(400, 404, 410, 429)})
-def resolve_code(code: CodePath, request: Request, sf: SF, now: Now, st: SettingsDep,
-                 visitor: VisitorCookie = None) -> JSONResponse:
-    """A typed M-code (BASE-NN from a display, BASE-NNNNNN from a sharer) becomes an entry.
-    Wrong guesses also count against the campaign's limits."""
+def _html_too(out: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """A refusal answers a browser with a page (text/html), any other client with JSON."""
+    for r in out.values():
+        r["content"]["text/html"] = {"schema": {"type": "string"}}
+    return out
+
+
+@router.get("/r/{code}", tags=["public"], response_model=o.EntryOut,
+            responses={200: {"headers": _VISITOR_SET},
+                       303: {"description": "a browser (Accept: text/html) goes to the campaign's landing "
+                                            "page, /c/{base}", "headers": _VISITOR_SET},
+                       **_html_too(errors(400, 404, 410, 429))})
+async def resolve_code(code: CodePath, request: Request, sf: SF, now: Now, st: SettingsDep,
+                       visitor: VisitorCookie = None) -> Response:
+    """A typed M-code (BASE-NN from a display, BASE-NNNNNN from a sharer, the same without the
+    dash, or a bare base code) becomes an entry. Wrong guesses also count against the campaign's
+    limits. An API client gets the entry as JSON; a browser (Accept: text/html) is sent on to the
+    landing page, and a refused code gets a page in its language saying what to do next."""
+    if shopper.wants_html(request):
+        return await shopper.enter(request, sf, now, st, code)
+    return await run_in_threadpool(_resolve_json, code, request, sf, now, st, visitor)
+
+
+def _resolve_json(code: str, request: Request, sf: SessionFactory, now: Any, st: Settings,
+                  visitor: str | None) -> JSONResponse:
+    limit_client(request)
     key = _visitor_key(st)
     known = codes.visitor_from_token(key, visitor)
     vid = known or codes.new_visitor()
