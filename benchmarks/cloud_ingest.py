@@ -64,7 +64,8 @@ from cloud.mqtt.worker import MAX_GROUP, SESSION_EXPIRY_S, IngestWorker, shared_
 from cloud.services import campaigns, merchants, provision
 from cloud.services.ingest import EVENT_COLUMNS, Ingestor
 from cloud.settings import Settings
-from cloud.store.engine import SessionFactory, make_engine, make_session_factory
+from cloud.store import vault
+from cloud.store.engine import SessionFactory, make_engine
 from cloud.store.migrate import migrated_engine
 from cloud.store.models import Device, Event
 from protocol import batch as pbatch
@@ -76,6 +77,7 @@ from sim.broker import Broker
 GW_HEX = "c0c1c2c3c4c5c6c7"
 GW_PW = "gw-pw"
 CLOUD_PW = "cloud-pw"
+MASTER_KEY = "42" * 32  # the benchmark cloud's MCODE_CLOUD_MASTER_KEY: device keys are stored sealed
 RECEIVED_AT_MS = 1_700_000_000_000
 WAIT_S = 600.0  # give up on a run; never a pass/fail bound
 
@@ -140,7 +142,7 @@ class Databases:
 
 
 def fresh_db(url: str, w: Workload) -> tuple[str, SessionFactory]:
-    sf = make_session_factory(migrated_engine(url))
+    sf = vault.session_factory(migrated_engine(url), Settings(master_key=MASTER_KEY))
     m = merchants.create_merchant(sf, "bench")
     c = campaigns.create(sf, m["merchant_id"], base_code="7001", slots=max(10, len(w.device_keys)), digits=4,
                          period_s=60, pool_minor=0, label_zh="基准", label_en="bench")
@@ -150,7 +152,7 @@ def fresh_db(url: str, w: Workload) -> tuple[str, SessionFactory]:
         for dev_id, key in w.device_keys:
             d = s.get(Device, dev_id)
             assert d is not None
-            d.device_key = key
+            d.key_sealed = vault.of(s).seal_device_key(dev_id, key)
     raw = (Encoding.Raw, PublicFormat.Raw)
     provision.create_gateway(sf, GW_HEX, w.gw_key.public_key().public_bytes(*raw).hex(),
                              merchant_id=m["merchant_id"])
@@ -304,9 +306,10 @@ def run_workers(dbs: Databases, broker: Broker, w: Workload, k: int, tag: str,
 
 
 def child(url: str, port: int, worker_id: str, group: str, copy: bool) -> None:
-    sf = make_session_factory(make_engine(url))
-    worker = IngestWorker(sf, Settings(broker_host="127.0.0.1", broker_port=port, broker_password=CLOUD_PW),
-                          worker_id=worker_id, group=group, copy=copy)
+    settings = Settings(broker_host="127.0.0.1", broker_port=port, broker_password=CLOUD_PW,
+                        master_key=MASTER_KEY)
+    sf = vault.session_factory(make_engine(url), settings)
+    worker = IngestWorker(sf, settings, worker_id=worker_id, group=group, copy=copy)
     print("READY", flush=True)
     stop = threading.Event()
 

@@ -41,7 +41,8 @@ import httpx
 from sqlalchemy import insert
 
 from cloud.services import campaigns, merchants
-from cloud.store.engine import make_session_factory
+from cloud.settings import Settings
+from cloud.store import vault
 from cloud.store.migrate import migrated_engine
 from cloud.store.models import Device
 from protocol.keys import rotation_key
@@ -50,16 +51,19 @@ from sim.ports import free_port, wait_port
 
 DIGITS = 5
 PERIOD_S = 60
+MASTER_KEY = "42" * 32  # the benchmark cloud's MCODE_CLOUD_MASTER_KEY: device keys are stored sealed
 
 
 def build_db(path: Path, n_campaigns: int, n_devices: int, seed: int = 1) -> list[tuple[str, int, bytes]]:
     """A fresh database with n_campaigns x n_devices; returns (base code, slot, device key) for
     every device, to compute codes with."""
-    sf = make_session_factory(migrated_engine(f"sqlite:///{path}"))
+    sf = vault.session_factory(migrated_engine(f"sqlite:///{path}"), Settings(master_key=MASTER_KEY))
     m = merchants.create_merchant(sf, "bench")
     rng = random.Random(seed)
     out: list[tuple[str, int, bytes]] = []
     now = int(time.time() * 1000)
+    with sf() as s:
+        v = vault.of(s)
     for i in range(n_campaigns):
         base = str(1000 + i)
         c = campaigns.create(sf, m["merchant_id"], base_code=base, slots=n_devices, digits=DIGITS,
@@ -68,7 +72,8 @@ def build_db(path: Path, n_campaigns: int, n_devices: int, seed: int = 1) -> lis
         for slot in range(n_devices):
             key = rng.randbytes(32)
             dev_id = hashlib.sha256(f"{i}/{slot}".encode()).hexdigest()[:16]
-            rows.append({"id": dev_id, "device_key": key, "campaign_id": c["campaign_id"], "slot": slot,
+            rows.append({"id": dev_id, "key_sealed": v.seal_device_key(dev_id, key),
+                         "campaign_id": c["campaign_id"], "slot": slot,
                          "label": "", "location": "", "created_at_ms": now})
             out.append((base, slot, key))
         with sf.begin() as s:
@@ -119,9 +124,8 @@ def serve(db: str, port: int) -> None:
     import uvicorn
 
     from cloud.http.app import create_app
-    from cloud.settings import Settings
-
-    st = Settings(db_url=f"sqlite:///{db}", rate_client_burst=0, rate_campaign_fail_burst=0)
+    st = Settings(db_url=f"sqlite:///{db}", master_key=MASTER_KEY, rate_client_burst=0,
+                  rate_campaign_fail_burst=0)
     uvicorn.run(create_app(st), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

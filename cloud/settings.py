@@ -2,16 +2,55 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from dataclasses import dataclass
 
 ENV_PREFIX = "MCODE_CLOUD_"
+ADMIN_KEY_MIN_LEN = 32  # the bootstrap admin key; issued keys are 46 characters
+MASTER_KEY_LEN = 32  # bytes: an AES-256-GCM key (cloud/store/vault.py)
+
+
+class SettingsError(ValueError):
+    """Settings a cloud must not run with; the message never contains a secret's value."""
+
+    def __init__(self, message: str, message_zh: str) -> None:
+        super().__init__(f"{message} / {message_zh}")
+        self.message, self.message_zh = message, message_zh
+
+
+def parse_master_keys(value: str) -> list[bytes]:
+    """MCODE_CLOUD_MASTER_KEY: one or more 32-byte keys, each as 64 hex digits or base64, separated
+    by commas. The first seals new secrets; all of them open (so a new key can go first while
+    secrets sealed under the old one are still read). Empty: no key (the cloud refuses to start)."""
+    keys = []
+    for i, part in enumerate(p.strip() for p in value.split(",") if p.strip()):
+        try:
+            raw = bytes.fromhex(part) if len(part) == 2 * MASTER_KEY_LEN else base64.b64decode(
+                part.replace("-", "+").replace("_", "/"), validate=True)
+        except (ValueError, binascii.Error):
+            raw = b""
+        if len(raw) != MASTER_KEY_LEN:
+            raise SettingsError(
+                f"{ENV_PREFIX}MASTER_KEY: key {i + 1} is not {MASTER_KEY_LEN} bytes as 64 hex digits or "
+                f"base64; make one with: python -c 'import secrets; print(secrets.token_hex(32))'",
+                f"{ENV_PREFIX}MASTER_KEY：第 {i + 1} 个密钥不是 {MASTER_KEY_LEN} 字节"
+                f"（64 位十六进制或 base64）；可用此命令生成："
+                f"python -c 'import secrets; print(secrets.token_hex(32))'")
+        keys.append(raw)
+    return keys
+
+
 
 
 @dataclass(frozen=True)
 class Settings:
     db_url: str = "sqlite:///mcode-cloud.db"
-    admin_key: str = ""  # empty: the admin API refuses every request
+    admin_key: str = ""  # empty: the admin API refuses every request; else at least 32 characters
+    # Seals device root keys and keys account references at rest (parse_master_keys); a running
+    # cloud refuses to start without one. Secret: from the environment only.
+    master_key: str = ""
     broker_host: str = "127.0.0.1"
     broker_port: int = 1883
     broker_user: str = "cloud"
@@ -72,6 +111,7 @@ class Settings:
         return cls(
             db_url=get("DB_URL", d.db_url),
             admin_key=get("ADMIN_KEY", d.admin_key),
+            master_key=get("MASTER_KEY", d.master_key),
             broker_host=get("BROKER_HOST", d.broker_host),
             broker_port=int(get("BROKER_PORT", str(d.broker_port))),
             broker_user=get("BROKER_USER", d.broker_user),
@@ -106,3 +146,25 @@ class Settings:
             quarantine_quota_bytes=int(get("QUARANTINE_QUOTA_BYTES", str(d.quarantine_quota_bytes))),
             quarantine_quota_rows=int(get("QUARANTINE_QUOTA_ROWS", str(d.quarantine_quota_rows))),
         )
+
+    def master_keys(self) -> list[bytes]:
+        """The master keys, current first; raises SettingsError if there is none or one is bad."""
+        keys = parse_master_keys(self.master_key)
+        if not keys:
+            raise SettingsError(
+                f"no master key: set {ENV_PREFIX}MASTER_KEY to 32 random bytes as hex (python -c 'import "
+                f"secrets; print(secrets.token_hex(32))'); the cloud does not store device keys in plaintext",
+                f"没有主密钥：请将 {ENV_PREFIX}MASTER_KEY 设为 32 个随机字节的十六进制（python -c 'import "
+                f"secrets; print(secrets.token_hex(32))'）；云端不以明文保存设备密钥")
+        return keys
+
+    def check(self) -> None:
+        """Refuse settings a running cloud must not start with (raises SettingsError)."""
+        self.master_keys()
+        if self.admin_key and len(self.admin_key) < ADMIN_KEY_MIN_LEN:
+            raise SettingsError(
+                f"{ENV_PREFIX}ADMIN_KEY is {len(self.admin_key)} characters; it must be at least "
+                f"{ADMIN_KEY_MIN_LEN} (python -c 'import secrets; print(secrets.token_urlsafe(32))'), or "
+                f"empty to turn the admin API off",
+                f"{ENV_PREFIX}ADMIN_KEY 只有 {len(self.admin_key)} 个字符，至少须 {ADMIN_KEY_MIN_LEN} 个"
+                f"（python -c 'import secrets; print(secrets.token_urlsafe(32))'），或留空以关闭管理接口")

@@ -52,6 +52,7 @@ class Fleet:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     http_port: int = 0
     db_url: str = ""
+    master_key: str = ""  # MCODE_CLOUD_MASTER_KEY of the fleet's cloud (hex)
     merchant: dict[str, Any] = field(default_factory=dict)
     gateway_id: str = ""
     device_restarts: dict[str, int] = field(default_factory=dict)
@@ -102,7 +103,8 @@ class Fleet:
 
     def start(self) -> Fleet:
         from cloud.services import campaigns, merchants, provision
-        from cloud.store.engine import make_session_factory
+        from cloud.settings import Settings
+        from cloud.store import vault
         from cloud.store.migrate import migrated_engine
         from tools.boards import board_names
 
@@ -119,7 +121,9 @@ class Fleet:
         # Provision as a technician would: merchant, campaign, devices, gateway.
         self.db_url = f"sqlite:///{self.workdir / 'cloud.sqlite'}"
         engine = migrated_engine(self.db_url)
-        sf = make_session_factory(engine)
+        # the cloud seals device keys under this master key; it goes to the cloud process's environment
+        self.master_key = secrets.token_hex(32)
+        sf = vault.session_factory(engine, Settings(db_url=self.db_url, master_key=self.master_key))
         self.merchant = merchants.create_merchant(sf, "Demo shop 演示商店")
         self._write_merchant_key()
         slots = max(4, p.devices)
@@ -154,7 +158,8 @@ class Fleet:
             # loopback only, no TLS: cookies without Secure (the demo says so when it starts)
             "MCODE_CLOUD_INSECURE_HTTP": "1",
             "MCODE_CLOUD_DB_URL": self.db_url, "MCODE_CLOUD_BROKER_PORT": str(self.broker.port),
-            "MCODE_CLOUD_BROKER_PASSWORD": cloud_pw, "MCODE_CLOUD_ADMIN_KEY": secrets.token_urlsafe(24)})
+            "MCODE_CLOUD_BROKER_PASSWORD": cloud_pw, "MCODE_CLOUD_ADMIN_KEY": secrets.token_urlsafe(32),
+            "MCODE_CLOUD_MASTER_KEY": self.master_key})
         wait_port(self.http_port, timeout=30)
         for dev in self.devices:
             dev.start()

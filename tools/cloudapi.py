@@ -85,4 +85,6 @@ class Cloud:
                                                     "board": board, "label": label}))
 
     def config(self, device_id: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"/devices/{device_id}/config"))
+        """A registered device's flashing config with a new key (the cloud never shows a stored key):
+        allowed only before the device is in use (409 device_in_service after)."""
+        return dict(self._call("POST", f"/devices/{device_id}/key"))

@@ -23,10 +23,15 @@ def _url(db_url: str | None) -> str:
 def upgrade(db_url: DbUrlOpt = None,
             revision: Annotated[str, typer.Option(help="target revision")] = "head") -> None:
     """Migrate the database to the newest schema (or --revision), making it if it is empty."""
+    from cloud.settings import SettingsError
     from cloud.store import migrate
 
     url = _url(db_url)
-    migrate.upgrade(url, revision)
+    try:  # revision 0005 seals stored device keys: it needs MCODE_CLOUD_MASTER_KEY
+        migrate.upgrade(url, revision, master_key=Settings.from_env().master_key)
+    except SettingsError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     print(f"{migrate.current(url)} (head {migrate.head()})")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -48,7 +50,8 @@ def run(db_url: str | None = typer.Option(None, help=f"SQLAlchemy URL [env {ENV_
         worker_id: WorkerIdOpt = "0", ingest_group: IngestGroupOpt = None,
         ) -> None:
     """Serve the HTTP API (uvicorn) and run the MQTT ingest worker. Secrets (admin key, broker
-    password) come from the environment only: MCODE_CLOUD_ADMIN_KEY, MCODE_CLOUD_BROKER_PASSWORD."""
+    password, master key) come from the environment only: MCODE_CLOUD_ADMIN_KEY,
+    MCODE_CLOUD_BROKER_PASSWORD, MCODE_CLOUD_MASTER_KEY (required)."""
     import dataclasses
 
     import uvicorn
@@ -62,7 +65,8 @@ def run(db_url: str | None = typer.Option(None, help=f"SQLAlchemy URL [env {ENV_
     st = dataclasses.replace(
         st, db_url=db_url or st.db_url, http_host=host or st.http_host, http_port=port or st.http_port,
         broker_host=broker_host or st.broker_host, broker_port=broker_port or st.broker_port)
-    api = create_app(st)
+    with _refusal():
+        api = create_app(st)
     worker = reports = None
     if ingest:
         from cloud.mqtt.report_listener import ReportListener
@@ -131,12 +135,29 @@ def ingest_only(worker_id: WorkerIdOpt = "0", ingest_group: IngestGroupOpt = Non
 def _session_factory(db_url: str | None) -> tuple[Settings, Any]:
     import dataclasses
 
-    from cloud.store.engine import make_session_factory
+    from cloud.store import vault
     from cloud.store.migrate import migrated_engine
 
     st = Settings.from_env()
     st = dataclasses.replace(st, db_url=db_url or st.db_url)
-    return st, make_session_factory(migrated_engine(st.db_url))
+    with _refusal():
+        st.check()
+        sf = vault.session_factory(migrated_engine(st.db_url, st.master_key), st)
+        vault.check_opens(sf)
+    return st, sf
+
+
+@contextmanager
+def _refusal() -> Iterator[None]:
+    """Settings the cloud must not start with end the command with their message, not a traceback."""
+    from cloud.settings import SettingsError
+    from cloud.store.vault import SealError
+
+    try:
+        yield
+    except (SettingsError, SealError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command("public-key")

@@ -29,7 +29,7 @@ from cloud.http.routes import (
     shopper,
 )
 from cloud.settings import Settings
-from cloud.store.engine import make_session_factory
+from cloud.store import vault
 from cloud.store.migrate import migrated_engine
 from cloud.web.pages import STATIC
 
@@ -42,12 +42,16 @@ ROUTERS = (admin, rules, campaigns, locations, devices, gateways, keys, orders, 
 def create_app(settings_: Settings, engine: Engine | None = None,
                clock_: Callable[[], float] = time.time) -> FastAPI:
     """The API on `engine` (or one made from settings.db_url and migrated to the newest schema);
-    `clock_` gives unix seconds."""
+    `clock_` gives unix seconds. Refuses settings a cloud must not run with (SettingsError: no master
+    key, a short admin key) and a master key that does not open the stored device keys (SealError)."""
+    settings_.check()
     app = FastAPI(title=TITLE, version="0", description=openapi.DESCRIPTION, openapi_tags=openapi.TAGS,
                   generate_unique_id_function=openapi.operation_id, docs_url=None, redoc_url=None)
     app.state.settings = settings_
-    app.state.engine = engine if engine is not None else migrated_engine(settings_.db_url)
-    app.state.session_factory = make_session_factory(app.state.engine)
+    app.state.engine = (engine if engine is not None
+                        else migrated_engine(settings_.db_url, settings_.master_key))
+    app.state.session_factory = vault.session_factory(app.state.engine, settings_)
+    vault.check_opens(app.state.session_factory)
     app.state.clock = clock_
     app.state.rate_limits = Limits(app.state.session_factory, settings_, clock_)
     error_handlers.install(app)

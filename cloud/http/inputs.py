@@ -132,17 +132,19 @@ class DeviceFields(BaseModel):
     location: Str200 = Field("", description="free text; default: the location's name")
     location_id: Id | None = None
     board: str = Field("", description="hardware board profile (cut to 64 characters)")
-    printed: bool = Field(False, description="a printed code (poster, sticker): fixed, never rotates")
-    device_id: str | None = Field(None, description="default: a random id",
-                                  json_schema_extra=checked(pattern=HEX_ID))
+    printed: bool = Field(False, description="a printed code (poster, sticker): fixed, never rotates; "
+                                             "merchant keys only")
 
 
 class DeviceIn(Strict, DeviceFields):
+    """The cloud draws the id: a chosen one would tell whether another tenant's device has it."""
     model_config = example(campaign_id=1, label="till 1", location_id=1)
 
 
 class AdminDeviceIn(DeviceFields):
     model_config = example(campaign_id=1, label="window")
+    device_id: str | None = Field(None, description="default: a random id",
+                                  json_schema_extra=checked(pattern=HEX_ID))
 
 
 class KeyIn(Strict):

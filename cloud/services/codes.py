@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from cloud.errors import ApiError, bad_request, conflict, not_found
 from cloud.services.provision import SHARE_CODE_DIGITS
 from cloud.services.ratelimits import Limits
+from cloud.store import vault
 from cloud.store.engine import SessionFactory, now_ms
 from cloud.store.models import Campaign, Device, Entry, Participant
 from protocol.keys import rotation_key
@@ -201,7 +202,8 @@ def _display(s: Session, c: Campaign, suffix: str, code: str, now: float) -> tup
         if r != 0:
             raise _unknown(code)
         return d, None
-    w = match_window(d.device_key, slot, c.slots, c.digits, r, window(now, c.period_s))
+    w = match_window(vault.of(s).open_device_key(d.id, d.key_sealed), slot, c.slots, c.digits, r,
+                     window(now, c.period_s))
     if w is None:
         raise _expired(code)
     return d, w

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from cloud.errors import bad_request, not_found
 from cloud.services.provision import gateway_device_keys
+from cloud.store import vault
 from cloud.store.engine import SessionFactory, now_ms
 from cloud.store.models import (
     Campaign,
@@ -65,7 +66,8 @@ def seal_device_config(sf: SessionFactory, device_id: str, tx_power: int = 0,
                               f"{devconfig.MAX_LABEL} bytes, base at most {devconfig.MAX_BASE} digits, "
                               f"TX power {devconfig.TX_MIN}..{devconfig.TX_MAX} dBm)",
                               "该配置无法在显示屏上使用")
-        blob = devconfig.seal(HmacKey(keys.config_key(d.device_key)), bytes.fromhex(dev_id), st)
+        root = vault.of(s).open_device_key(d.id, d.key_sealed)
+        blob = devconfig.seal(HmacKey(keys.config_key(root)), bytes.fromhex(dev_id), st)
         if prev is None:
             s.add(DeviceConfigWrite(device_id=dev_id, version=version, blob=blob, created_at_ms=now_ms()))
         else:

@@ -34,6 +34,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from cloud.store import vault
 from cloud.store.engine import SessionFactory, insert_ignore, now_ms
 from cloud.store.models import BatchRow, Campaign, Device, Event, Gateway, Quarantine, QuarantineDrop
 from protocol import batch as pbatch
@@ -276,7 +277,8 @@ class Ingestor:
         self._copy = copy  # False: executemany on PostgreSQL too (the path before COPY; benchmarks)
         self._quota = quota or QuarantineQuota()
         self._clock_ms = clock_ms
-        self._record_keys: dict[bytes, HmacKey] = {}
+        # (device id, sealed root key) -> record key: the root key is opened once per device
+        self._record_keys: dict[tuple[str, bytes], HmacKey] = {}
         self._gateway_keys: dict[bytes, Ed25519PublicKey | None] = {}
         self._sql: tuple[str, Insert] | None = None
         self._copy_sql: tuple[str, str, str] | None = None
@@ -389,15 +391,16 @@ class Ingestor:
         out: dict[str, tuple[HmacKey, int]] = {}
         for i in range(0, len(ids), _IN_CHUNK):
             for dev_id, dev_key, merchant in s.execute(
-                    select(Device.id, Device.device_key, Campaign.merchant_id)
+                    select(Device.id, Device.key_sealed, Campaign.merchant_id)
                     .join(Campaign, Device.campaign_id == Campaign.id)
                     .where(Device.id.in_(ids[i:i + _IN_CHUNK]))):
-                raw = bytes(dev_key)
-                k = self._record_keys.get(raw)
+                cached = (dev_id, bytes(dev_key))
+                k = self._record_keys.get(cached)
                 if k is None:
                     if len(self._record_keys) >= _MAX_CACHED_KEYS:
                         self._record_keys.clear()
-                    k = self._record_keys[raw] = HmacKey(record_key(raw))
+                    root = vault.of(s).open_device_key(dev_id, cached[1])
+                    k = self._record_keys[cached] = HmacKey(record_key(root))
                 out[dev_id] = (k, merchant)
         return out
 

@@ -3,6 +3,7 @@ demo may call them in-process with a session factory."""
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 from typing import Any
@@ -10,15 +11,19 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from cloud.errors import bad_request, conflict, not_found
-from cloud.services.auth import Principal, sees
+from cloud.services.auth import MERCHANT, Principal, forbidden, sees
+from cloud.store import vault
 from cloud.store.engine import SessionFactory, now_ms
-from cloud.store.models import Campaign, Device, Gateway, Location, Merchant
+from cloud.store.models import Campaign, Device, Entry, Event, Gateway, Location, Merchant
 from protocol.keys import DEVICE_KEY_LEN, ID_LEN, gateway_key
 from protocol.rotation import format_code
 
+log = logging.getLogger(__name__)
 _HEX_ID = re.compile(r"^[0-9a-f]{16}$")
+REKEY_WINDOW_MS = 24 * 3600 * 1000  # an unused device may be given a new key this long after registering
 SHARE_CODE_DIGITS = 6  # personal share codes; a campaign's display digits must differ
 
 
@@ -35,9 +40,10 @@ def printed_code(d: Device, c: Campaign) -> str | None:
     return format_code(c.base_code, d.slot, c.digits) if d.printed else None
 
 
-def device_config(d: Device, c: Campaign) -> dict[str, Any]:
-    """What the firmware needs: the device key is in here, so show it only to the technician."""
-    cfg = {"device_id": d.id, "key": d.device_key.hex(), "base": c.base_code, "slot": d.slot,
+def device_config(d: Device, c: Campaign, key: bytes) -> dict[str, Any]:
+    """What the firmware needs, its root key included: built only when a key is drawn (provisioning),
+    never from a stored one."""
+    cfg = {"device_id": d.id, "key": key.hex(), "base": c.base_code, "slot": d.slot,
            "slots": c.slots, "digits": c.digits, "period": c.period_s, "label": d.label,
            "name": "mc-" + d.id[-4:]}
     if d.printed:
@@ -49,13 +55,35 @@ def _no_campaign() -> Exception:
     return not_found("unknown_campaign", "no such campaign", "活动不存在")
 
 
+def _audit(what: str, p: Principal | None, d: Device, key_id: str) -> None:
+    """The audit line of a key shown: who, which device, which master key sealed it; never the key."""
+    who = "in-process" if p is None else f"{p.role} key {p.key_id if p.key_id is not None else 'bootstrap'}"
+    log.info("device key %s: device %s, by %s, sealed under master key %s", what, d.id, who, key_id)
+
+
+def _check_may_create(p: Principal | None, device_id: str | None, printed: bool) -> None:
+    """Tenants' devices get ids the cloud draws: an id a caller chooses would answer "exists" for
+    another tenant's device (an existence oracle). Printed codes never rotate, so they prove
+    nothing about presence: only the merchant (or an admin) decides to print one."""
+    if p is None or p.is_admin:
+        return
+    if device_id is not None:
+        raise bad_request("device_id_not_allowed", "device ids are drawn by the cloud",
+                          "设备 id 由云端生成，不能指定")
+    if printed and p.role != MERCHANT:
+        raise forbidden("only a merchant key may create a printed code", "只有商户密钥可以创建印刷码")
+
+
 def create_device(sf: SessionFactory, campaign_id: int, slot: int | None = None, label: str = "",
                   location: str = "", device_id: str | None = None, location_id: int | None = None,
                   board: str = "", printed: bool = False, as_: Principal | None = None) -> dict[str, Any]:
-    """A new device with a fresh 32-byte key; returns its config JSON for flashing. Without a
-    slot, takes the lowest free one; without an id, draws a random one. With `as_`, the campaign
-    (and location) must be in that key's tenant."""
+    """A new device with a fresh 32-byte key, stored sealed; returns its config JSON for flashing,
+    the only time the key is shown. Without a slot, takes the lowest free one; without an id,
+    draws a random one (only an admin or an in-process caller may name one). With `as_`, the
+    campaign (and location) must be in that key's tenant."""
+    _check_may_create(as_, device_id, printed)
     dev_id = _hex_id(device_id, "device") if device_id else secrets.token_bytes(ID_LEN).hex()
+    key = secrets.token_bytes(DEVICE_KEY_LEN)
     try:
         with sf.begin() as s:
             c = s.get(Campaign, campaign_id)
@@ -77,12 +105,15 @@ def create_device(sf: SessionFactory, campaign_id: int, slot: int | None = None,
                                   f"槽位须在 [0, {c.slots}) 内")
             if slot in used:
                 raise conflict("slot_taken", f"slot {slot} is taken", f"槽位 {slot} 已被占用")
-            d = Device(id=dev_id, device_key=secrets.token_bytes(DEVICE_KEY_LEN), campaign_id=c.id,
+            v = vault.of(s)
+            d = Device(id=dev_id, key_sealed=v.seal_device_key(dev_id, key), campaign_id=c.id,
                        slot=slot, label=label, location=location, location_id=location_id,
                        board=board[:64], printed=printed, created_at_ms=now_ms())
             s.add(d)
             s.flush()
-            return device_config(d, c)
+            cfg = device_config(d, c, key)
+        _audit("issued", as_, d, v.key_id)
+        return cfg
     except IntegrityError:
         raise conflict("device_exists", f"device {dev_id} or its slot exists", "设备或槽位已存在") from None
 
@@ -120,9 +151,9 @@ def gateway_device_keys(sf: SessionFactory, gateway_id: str) -> list[dict[str, A
         q = select(Device, Campaign).join(Campaign, Device.campaign_id == Campaign.id).order_by(Device.id)
         if gw.merchant_id is not None:
             q = q.where(Campaign.merchant_id == gw.merchant_id)
-        gw_raw = bytes.fromhex(gw_id)
+        gw_raw, v = bytes.fromhex(gw_id), vault.of(s)
         return [{"device_id": d.id, "base": c.base_code, "slot": d.slot, "label": d.label,
-                 "gateway_key": gateway_key(d.device_key, gw_raw).hex()}
+                 "gateway_key": gateway_key(v.open_device_key(d.id, d.key_sealed), gw_raw).hex()}
                 for d, c in s.execute(q).all()]
 
 
@@ -140,15 +171,40 @@ def list_devices(sf: SessionFactory, merchant_id: int) -> list[dict[str, Any]]:
         return [device_dict(d, c) for d, c in s.execute(q).all()]
 
 
-def get_device(sf: SessionFactory, p: Principal, device_id: str, with_key: bool = False) -> dict[str, Any]:
-    """One device of `p`'s tenant; with_key gives the flashing config (device key included)."""
+def _device_of(s: Session, p: Principal, device_id: str) -> tuple[Device, Campaign]:
+    row = s.execute(select(Device, Campaign).join(Campaign, Device.campaign_id == Campaign.id)
+                    .where(Device.id == device_id.lower())).first()
+    if row is None or not sees(p, row[1].merchant_id):
+        raise not_found("unknown_device", "no such device", "设备不存在")
+    return row[0], row[1]
+
+
+def get_device(sf: SessionFactory, p: Principal, device_id: str) -> dict[str, Any]:
+    """One device of `p`'s tenant, without its key."""
     with sf() as s:
-        row = s.execute(select(Device, Campaign).join(Campaign, Device.campaign_id == Campaign.id)
-                        .where(Device.id == device_id.lower())).first()
-        if row is None or not sees(p, row[1].merchant_id):
-            raise not_found("unknown_device", "no such device", "设备不存在")
-        d, c = row
-        return device_config(d, c) if with_key else device_dict(d, c)
+        return device_dict(*_device_of(s, p, device_id))
+
+
+def rekey_device(sf: SessionFactory, p: Principal, device_id: str) -> dict[str, Any]:
+    """Provision a registered device again, with a new key: for a technician whose flashing failed
+    after registering (a pulled cable). A stored key is never shown again; this draws a new one, and
+    only for a device that has not yet been in use (no event, no entry) and was registered within
+    REKEY_WINDOW_MS, so it cannot silently cut off a device in service."""
+    key = secrets.token_bytes(DEVICE_KEY_LEN)
+    with sf.begin() as s:
+        d, c = _device_of(s, p, device_id)
+        used = (s.scalar(select(Event.id).where(Event.device_id == d.id).limit(1)) is not None
+                or s.scalar(select(Entry.id).where(Entry.device_id == d.id).limit(1)) is not None)
+        if used or now_ms() - d.created_at_ms > REKEY_WINDOW_MS:  # created_at_ms is wall-clock too
+            raise conflict("device_in_service",
+                           "this device has been in use (or was registered over 24 h ago): its key is not "
+                           "shown or replaced; register a new device instead",
+                           "该设备已投入使用（或注册已超过 24 小时）：其密钥不再显示或更换；请注册新设备")
+        v = vault.of(s)
+        d.key_sealed = v.seal_device_key(d.id, key)
+        cfg = device_config(d, c, key)
+    _audit("reissued", p, d, v.key_id)
+    return cfg
 
 
 def list_gateways(sf: SessionFactory, merchant_id: int) -> list[dict[str, Any]]:

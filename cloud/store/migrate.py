@@ -35,11 +35,14 @@ class SchemaError(RuntimeError):
         self.message, self.message_zh = message, message_zh
 
 
-def config(connection: Connection | None = None) -> Config:
+def config(connection: Connection | None = None, master_key: str = "") -> Config:
+    """`master_key` (the settings' MCODE_CLOUD_MASTER_KEY) is for revisions that seal or open
+    stored secrets (0005); without it they read the environment."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("file_template", "%%(rev)s_%%(slug)s")  # %% : ConfigParser interpolation
     cfg.attributes["connection"] = connection
+    cfg.attributes["master_key"] = master_key
     return cfg
 
 
@@ -128,25 +131,29 @@ def _adopt_unversioned(conn: Connection, cfg: Config) -> None:
     command.stamp(cfg, BASELINE)
 
 
-def upgrade(target: Engine | str, revision: str = "head") -> None:
+def upgrade(target: Engine | str, revision: str = "head", master_key: str = "") -> None:
     """Migrate the database (an Engine, or a URL) to `revision`."""
     with _engine(target) as engine, _locked(engine) as conn:
-        cfg = config(conn)
+        cfg = config(conn, master_key)
         _adopt_unversioned(conn, cfg)
         command.upgrade(cfg, revision)
 
 
-def migrated_engine(url: str) -> Engine:
+def migrated_engine(url: str, master_key: str = "") -> Engine:
     """An engine for `url` whose database is at the newest schema (made first if it is empty)."""
     engine = make_engine(url)
-    upgrade(engine)
+    try:
+        upgrade(engine, master_key=master_key)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 
-def downgrade(target: Engine | str, revision: str) -> None:
+def downgrade(target: Engine | str, revision: str, master_key: str = "") -> None:
     """Migrate the database back to `revision` ("base": no tables). Loses what later ones added."""
     with _engine(target) as engine, _locked(engine) as conn:
-        command.downgrade(config(conn), revision)
+        command.downgrade(config(conn, master_key), revision)
 
 
 def stamp(target: Engine | str, revision: str) -> None:

@@ -152,7 +152,9 @@ class Device(Base):
     __tablename__ = "devices"
     __table_args__ = (UniqueConstraint("campaign_id", "slot"),)
     id: Mapped[str] = mapped_column(String(16), primary_key=True)  # 8 bytes, lowercase hex
-    device_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # the 32-byte root key, sealed under the master key (cloud/store/vault.py: 65 bytes); read it
+    # with vault.of(session).open_device_key(id, key_sealed)
+    key_sealed: Mapped[bytes] = mapped_column(LargeBinary(80))
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
     slot: Mapped[int] = mapped_column(Integer)
     label: Mapped[str] = mapped_column(String(200), default="")
@@ -291,8 +293,9 @@ class SavedCode(Base):
 
 
 class SharerAccount(Base):
-    """A sharer's account as the merchant verified it (a member number, a phone number): only its
-    SHA-256 is kept. Participants linked to one account are one node of a share chain."""
+    """A sharer's account as the merchant verified it (a member number, a phone number): only
+    HMAC(account key, SHA-256(reference)) is kept, the account key derived from the master key
+    (cloud/store/vault.py). Participants linked to one account are one node of a share chain."""
     __tablename__ = "sharer_accounts"
     __table_args__ = (UniqueConstraint("merchant_id", "ref_hash", name="uq_sharer_account"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -18,14 +18,16 @@ from sqlalchemy import Engine
 from cloud.http.app import create_app
 from cloud.services import campaigns, merchants, provision
 from cloud.settings import Settings
-from cloud.store.engine import SessionFactory, make_session_factory
+from cloud.store import vault
+from cloud.store.engine import SessionFactory
 from cloud.store.migrate import migrated_engine
 from tests.conftest import GATEWAY_ID
 from tests.pg import TEMPLATE, PgCluster, start_cluster
 
-ADMIN_KEY = "admin-test-key"
+ADMIN_KEY = "admin-test-key-at-least-32-characters"  # the cloud refuses a shorter one
+MASTER_KEY = "6d636f64652d746573742d6d61737465722d6b65792d6f662d33322d62797465"  # 32 bytes, hex
 VISITOR_SECRET = "visitor-secret-of-the-test-cloud"  # signs visitor tokens, the same in every process
-SETTINGS = Settings(db_url="unused", admin_key=ADMIN_KEY,
+SETTINGS = Settings(db_url="unused", admin_key=ADMIN_KEY, master_key=MASTER_KEY,
                     visitor_secret=VISITOR_SECRET)  # a running test cloud's
 T0 = 1_700_000_000.0  # a fixed "now" for resolution tests
 
@@ -77,7 +79,8 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def sf(engine: Engine) -> SessionFactory:
-    return make_session_factory(engine)
+    """Sessions as the app's: they carry the vault of MASTER_KEY (device keys are stored sealed)."""
+    return vault.session_factory(engine, SETTINGS)
 
 
 @pytest.fixture

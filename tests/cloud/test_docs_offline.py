@@ -10,13 +10,15 @@ from sqlalchemy import create_engine
 from cloud.http.app import create_app
 from cloud.settings import Settings
 from tests.browser import serve
+from tests.cloud.conftest import MASTER_KEY
 from tests.pw import DESKTOP, PHONE, chromium, context
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 
 
 def test_swagger_ui_lists_every_operation_with_no_request_leaving_the_machine() -> None:
-    app = create_app(Settings(db_url="sqlite://", admin_key="a" * 40), engine=create_engine("sqlite://"))
+    app = create_app(Settings(db_url="sqlite://", admin_key="a" * 40, master_key=MASTER_KEY),
+                     engine=create_engine("sqlite://"))
     n_ops = sum(len(item) for item in app.openapi()["paths"].values())
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with serve(app) as base, chromium() as browser:

@@ -38,7 +38,7 @@ from protocol import batch as pbatch
 from protocol import record
 from sim.broker import Broker
 from sim.devices import ROOT
-from tests.cloud.conftest import World, provision_world, public_hex
+from tests.cloud.conftest import MASTER_KEY, World, provision_world, public_hex
 from tests.cloud.mqtt_helpers import WAIT_S, GatewayClient, cloud_settings, records
 from tests.conftest import GATEWAY_ID
 
@@ -52,7 +52,8 @@ class WorkerProc:
     """`mcode cloud ingest` in a process of its own; its counts come from its log (every 50 ms)."""
 
     def __init__(self, db_url: str, broker: Broker, worker_id: str) -> None:
-        env = dict(os.environ, MCODE_CLOUD_BROKER_USER="cloud", MCODE_CLOUD_BROKER_PASSWORD="cloud-pw")
+        env = dict(os.environ, MCODE_CLOUD_BROKER_USER="cloud", MCODE_CLOUD_BROKER_PASSWORD="cloud-pw",
+                   MCODE_CLOUD_MASTER_KEY=MASTER_KEY)
         self.p = subprocess.Popen(
             [sys.executable, "-c", "from mcode.cli import app; app()", "cloud", "ingest",
              "--worker-id", worker_id, "--db-url", db_url, "--broker-host", broker.host,

@@ -130,3 +130,55 @@ def test_two_processes_starting_at_once_migrate_once(empty_url: str) -> None:
         assert diff(e) == []
     finally:
         e.dispose()
+
+
+def _plaintext_world(engine: Engine) -> tuple[bytes, str]:
+    """At revision 0004: a device with its key in plaintext and an account as bare SHA-256."""
+    import hashlib
+
+    from sqlalchemy import MetaData, Table
+
+    key, digest = bytes(range(32)), hashlib.sha256(b"1\n13800138000").hexdigest()
+    md = MetaData()
+    names = ("merchants", "campaigns", "devices", "sharer_accounts")
+    t = {n: Table(n, md, autoload_with=engine) for n in names}
+    with engine.begin() as conn:
+        conn.execute(insert(t["merchants"]).values(id=1, name="shop", created_at_ms=1))
+        conn.execute(insert(t["campaigns"]).values(
+            id=1, merchant_id=1, base_code="4919", slots=4, digits=2, period_s=60, pool_minor=100,
+            rule="red_balloon", rule_params_json="{}", spent_minor=0, hold_s=0, label_zh="a", label_en="a",
+            landing_zh="", landing_en="", created_at_ms=1))
+        conn.execute(insert(t["devices"]).values(id="00112233aabbccdd", device_key=key, campaign_id=1,
+                                                 slot=0, label="", location="", board="", printed=False,
+                                                 created_at_ms=1))
+        conn.execute(insert(t["sharer_accounts"]).values(merchant_id=1, ref_hash=digest, created_at_ms=1))
+    return key, digest
+
+
+def test_0005_seals_device_keys_in_place_and_downgrade_opens_them(empty: Engine) -> None:
+    """Regresses issue 12 (device root keys in plaintext, accounts as bare SHA-256): upgrading a
+    database with both seals each key under the master key and keys each account with an HMAC that
+    the cloud computes from the reference; without the key it stops and changes nothing; the
+    downgrade gives the plaintext keys back."""
+    from cloud.services.sharers import account_ref_digest
+    from cloud.settings import SettingsError, parse_master_keys
+    from cloud.store.vault import Vault
+    from tests.cloud.conftest import MASTER_KEY
+
+    migrate.upgrade(empty, "0004")
+    key, digest = _plaintext_world(empty)
+    with pytest.raises(SettingsError) as exc:
+        migrate.upgrade(empty)  # rows to seal, and no key (the test environment sets none)
+    assert "MASTER_KEY" in exc.value.message and "主密钥" in exc.value.message_zh
+    assert migrate.current(empty) == "0004"
+    migrate.upgrade(empty, master_key=MASTER_KEY)
+    assert diff(empty) == []
+    v = Vault(parse_master_keys(MASTER_KEY))
+    with empty.connect() as conn:
+        sealed = conn.execute(text("SELECT key_sealed FROM devices")).scalar_one()
+        ref = conn.execute(text("SELECT ref_hash FROM sharer_accounts")).scalar_one()
+    assert key not in bytes(sealed) and v.open_device_key("00112233aabbccdd", sealed) == key
+    assert ref != digest and ref == v.account_refs(account_ref_digest(1, " 138 0013 8000"))[0]
+    migrate.downgrade(empty, "0004", master_key=MASTER_KEY)
+    with empty.connect() as conn:
+        assert bytes(conn.execute(text("SELECT device_key FROM devices")).scalar_one()) == key

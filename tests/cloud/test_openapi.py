@@ -38,7 +38,7 @@ from cloud.services import auth, provision
 from cloud.settings import Settings
 from cloud.store.engine import SessionFactory
 from protocol.rotation import window
-from tests.cloud.conftest import ADMIN_KEY, VISITOR_SECRET, Clock, World, public_hex
+from tests.cloud.conftest import ADMIN_KEY, MASTER_KEY, VISITOR_SECRET, Clock, World, public_hex
 from tests.cloud.test_resolve_orders import PERIOD, code_at, enter, share
 
 POSITIVE_EXAMPLES = 25  # per operation: valid requests
@@ -133,7 +133,9 @@ def _provision(client: TestClient, sf: SessionFactory, clock: Clock, world: Worl
              "code": code, "mcode_visitor": b_visitor},
         own={**{op: spare for op in DESTRUCTIVE},
              "POST /devices": many_slots, "POST /admin/devices": many_slots,
-             "POST /gateways/{gateway_id}/revoke": spare_gw},
+             "POST /gateways/{gateway_id}/revoke": spare_gw,
+             # a new key only for a device not yet in use: device 0 has entries, device 1 none
+             "POST /devices/{device_id}/key": {"device_id": world.devices[1]["device_id"]}},
         protected={"campaign_id": {world.campaign["campaign_id"]}, "key_id": key_ids},
     )
 
@@ -203,8 +205,8 @@ def fuzz(client: TestClient, sf: SessionFactory, clock: Clock, world: World) -> 
 
 def test_schemathesis_finds_no_server_error_and_answers_match_the_document(
         engine: Engine, clock: Clock, fuzz: Fuzz) -> None:
-    app = create_app(Settings(db_url="unused", admin_key=ADMIN_KEY, visitor_secret=VISITOR_SECRET),
-                     engine=engine, clock_=clock)
+    app = create_app(Settings(db_url="unused", admin_key=ADMIN_KEY, master_key=MASTER_KEY,
+                              visitor_secret=VISITOR_SECRET), engine=engine, clock_=clock)
     doc = app.openapi()
     # unknown query parameters are ignored, as HTTP APIs do: do not send them as "invalid data"
     config = SchemathesisConfig.from_dict({"generation": {"allow-extra-parameters": False}})
@@ -249,7 +251,8 @@ def test_schemathesis_finds_no_server_error_and_answers_match_the_document(
 
 
 def _app_schema(engine: Engine, clock: Clock, **settings_: Any) -> Any:
-    app = create_app(Settings(db_url="unused", admin_key=ADMIN_KEY, **settings_), engine=engine, clock_=clock)
+    app = create_app(Settings(db_url="unused", admin_key=ADMIN_KEY, master_key=MASTER_KEY, **settings_),
+                     engine=engine, clock_=clock)
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
@@ -294,7 +297,7 @@ OPERATION_IDS = {
     "POST /locations": "create_location", "GET /locations/{location_id}": "get_location",
     "GET /devices": "list_devices", "POST /devices": "create_device",
     "GET /devices/{device_id}": "get_device",
-    "GET /devices/{device_id}/config": "get_device_config", "GET /gateways": "list_gateways",
+    "POST /devices/{device_id}/key": "rekey_device", "GET /gateways": "list_gateways",
     "GET /gateway/devices": "get_gateway_devices", "GET /keys": "list_keys", "POST /keys": "create_key",
     "DELETE /keys/{key_id}": "revoke_key", "POST /orders": "place_order",
     "GET /orders/{order_id}": "get_order",
@@ -313,7 +316,8 @@ ERROR = {"$ref": "#/components/schemas/Error"}
 
 
 def test_document_declares_ids_tags_keys_roles_and_errors(tmp_path: Path) -> None:
-    app = create_app(Settings(db_url=f"sqlite:///{tmp_path / 'doc.db'}", admin_key=ADMIN_KEY))
+    app = create_app(Settings(db_url=f"sqlite:///{tmp_path / 'doc.db'}", admin_key=ADMIN_KEY,
+                              master_key=MASTER_KEY))
     with TestClient(app) as client:
         doc = client.get("/openapi.json").json()
     ops = {f"{m.upper()} {p}": op for p, item in doc["paths"].items() for m, op in item.items()}

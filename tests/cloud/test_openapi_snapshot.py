@@ -15,12 +15,14 @@ from sqlalchemy import create_engine
 
 from cloud.http.app import create_app
 from cloud.settings import Settings
+from tests.cloud.conftest import MASTER_KEY
 
 SNAPSHOT = Path(__file__).with_name("openapi.snapshot.json")
 
 
 def current() -> dict[str, Any]:
-    app = create_app(Settings(db_url="sqlite://", admin_key="a" * 40), engine=create_engine("sqlite://"))
+    app = create_app(Settings(db_url="sqlite://", admin_key="a" * 40, master_key=MASTER_KEY),
+                     engine=create_engine("sqlite://"))
     doc: dict[str, Any] = json.loads(json.dumps(app.openapi()))
     return doc
 

@@ -127,7 +127,7 @@ def test_every_endpoint_as_a_against_b(client: TestClient, tenants: tuple[Tenant
     must = {"POST /orders", "POST /orders/{order_id}/refund", "GET /orders/{order_id}",
             "GET /ledger/sharers/{participant_id}", "GET /ledger/campaigns/{campaign_id}",
             "PATCH /campaigns/{campaign_id}", "POST /campaigns/{campaign_id}/release",
-            "GET /devices/{device_id}/config", "DELETE /keys/{key_id}", "GET /entries/{entry_id}/chain",
+            "POST /devices/{device_id}/key", "DELETE /keys/{key_id}", "GET /entries/{entry_id}/chain",
             "POST /sharers/{participant_id}/account",
             "GET /gateway/devices", "GET /merchant/stats.json", "POST /admin/merchants",
             "POST /gateways/{gateway_id}/revoke", "POST /gateways/{gateway_id}/rotate"}

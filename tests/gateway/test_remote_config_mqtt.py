@@ -21,7 +21,8 @@ from cloud.mqtt import config_publisher, report_listener
 from cloud.services import gateway_config as gc
 from cloud.services import signing_key
 from cloud.settings import Settings
-from cloud.store.engine import SessionFactory, make_session_factory
+from cloud.store import vault
+from cloud.store.engine import SessionFactory
 from cloud.store.migrate import migrated_engine
 from cloud.store.models import Device, GatewayConfigRow
 from gateway import config as gconfig
@@ -29,7 +30,7 @@ from gateway.service import Gateway
 from mcode.cli import app
 from protocol import gwconfig
 from sim.broker import Broker
-from tests.cloud.conftest import World, provision_world
+from tests.cloud.conftest import MASTER_KEY, World, provision_world
 from tests.conftest import GATEWAY_ID
 from tests.wait import wait_for
 
@@ -41,7 +42,7 @@ BOGUS = "ffffffffffffffff"  # gateway.toml's device before the cloud's config ar
 @pytest.fixture
 def sf(tmp_path: Path) -> Iterator[SessionFactory]:
     e = migrated_engine(f"sqlite:///{tmp_path / 'cloud.db'}")
-    yield make_session_factory(e)
+    yield vault.session_factory(e, Settings(master_key=MASTER_KEY))
     e.dispose()
 
 
@@ -146,7 +147,7 @@ def test_cloud_config_reaches_the_gateway_over_the_broker(tmp_path: Path, broker
                                              gateway_id="c1c2c3c4c5c6c7c8").campaign["campaign_id"]
         env = {"MCODE_CLOUD_DB_URL": settings.db_url, "MCODE_CLOUD_BROKER_HOST": broker.host,
                "MCODE_CLOUD_BROKER_PORT": str(broker.port), "MCODE_CLOUD_BROKER_PASSWORD": "cloud-pw",
-               "MCODE_CLOUD_SIGNING_KEY": settings.signing_key}
+               "MCODE_CLOUD_SIGNING_KEY": settings.signing_key, "MCODE_CLOUD_MASTER_KEY": MASTER_KEY}
         r = CliRunner().invoke(app, ["cloud", "push-config", GATEWAY_ID,
                                      "--firmware", "kiosk-esp32-ssd1306=7"], env=env)
         assert r.exit_code == 0, r.output

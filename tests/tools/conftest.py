@@ -34,19 +34,20 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudFixture]:
     from cloud.http.app import create_app
     from cloud.services import auth, campaigns, locations, merchants
     from cloud.settings import Settings
-    from cloud.store.engine import make_session_factory
+    from cloud.store import vault
     from cloud.store.migrate import migrated_engine
 
     db_url = f"sqlite:///{tmp_path_factory.mktemp('cloud') / 'cloud.sqlite'}"
+    settings = Settings(db_url=db_url, master_key="ab" * 32)
     engine = migrated_engine(db_url)
-    sf = make_session_factory(engine)
+    sf = vault.session_factory(engine, settings)
     m = merchants.create_merchant(sf, "Shop 商店")
     camp = campaigns.create(sf, m["merchant_id"], base_code="4919", slots=8, digits=2, period_s=20,
                             pool_minor=4000, label_zh="扫码有礼", label_en="Tap and share")
     loc = locations.create_location(sf, m["merchant_id"], "Aisle 3 三号货架")
     key = str(auth.issue_key(sf, auth.TECHNICIAN, m["merchant_id"], "installer")["api_key"])
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(db_url=db_url), engine), port=port,
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, engine), port=port,
                                            log_level="warning"))
     t = threading.Thread(target=server.run, daemon=True)
     t.start()

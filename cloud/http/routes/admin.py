@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path
 from fastapi.routing import APIRoute
 
 from cloud.http import schemas as o
-from cloud.http.deps import SF, require_admin
+from cloud.http.deps import SF, AdminDep, require_admin
 from cloud.http.inputs import (
     HEX_ID,
     AdminCampaignIn,
@@ -47,8 +47,10 @@ def create_campaign(body: AdminCampaignIn, sf: SF) -> dict[str, Any]:
 
 @router.post("/devices", status_code=201, response_model=o.DeviceConfig, response_model_exclude_unset=True,
              responses=errors(*KEYED, 404, 409))
-def create_device(body: AdminDeviceIn, sf: SF) -> dict[str, Any]:
-    return provision.create_device(sf, **body.model_dump())
+def create_device(body: AdminDeviceIn, sf: SF, p: AdminDep) -> dict[str, Any]:
+    """Registers a device (an admin may name its id) and returns its flashing config, device key
+    included: the only time the key is shown."""
+    return provision.create_device(sf, as_=p, **body.model_dump())
 
 
 @router.post("/gateways", status_code=201, response_model=o.GatewayOut, responses=errors(*KEYED, 404, 409))

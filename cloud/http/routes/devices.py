@@ -1,5 +1,7 @@
-"""Devices: registering displays and reading their flashing config.
-Another tenant's object answers 404, like one that does not exist."""
+"""Devices: registering displays. A device's key is shown once, in the answer that registers it
+(or gives an unused one a new key); no endpoint reads a stored key. Another tenant's object
+answers 404, like one that does not exist, and ids are drawn by the cloud, so registering never
+tells whether an id exists."""
 
 from __future__ import annotations
 
@@ -23,9 +25,10 @@ def list_devices(sf: SF, p: Techish, merchant_id: AdminTenant = None) -> dict[st
 
 
 @router.post("/devices", status_code=201, tags=["registry"], response_model=o.DeviceConfig,
-             response_model_exclude_unset=True, responses=errors(*KEYED, 404, 409))
+             response_model_exclude_unset=True, responses=errors(*KEYED, 403, 404, 409))
 def create_device(body: DeviceIn, sf: SF, p: Techish) -> dict[str, Any]:
-    """Registers a device and returns its flashing config, device key included."""
+    """Registers a device and returns its flashing config, device key included: the only time the
+    key is shown. Printed codes (`printed`) need a merchant key."""
     return provision.create_device(sf, as_=p, **body.model_dump())
 
 
@@ -35,8 +38,10 @@ def get_device(device_id: str, sf: SF, p: Techish) -> dict[str, Any]:
     return provision.get_device(sf, p, device_id)
 
 
-@router.get("/devices/{device_id}/config", tags=["registry"], response_model=o.DeviceConfig,
-            response_model_exclude_unset=True, responses=errors(*KEYED, 404))
-def get_device_config(device_id: str, sf: SF, p: Techish) -> dict[str, Any]:
-    """The flashing config with the device key: for the technician at the device."""
-    return provision.get_device(sf, p, device_id, with_key=True)
+@router.post("/devices/{device_id}/key", tags=["registry"], response_model=o.DeviceConfig,
+             response_model_exclude_unset=True, responses=errors(*KEYED, 404, 409))
+def rekey_device(device_id: str, sf: SF, p: Techish) -> dict[str, Any]:
+    """Provisions a registered device again with a new key (its flashing failed after registering)
+    and returns its flashing config, the new key included. Only for a device not yet in use (no
+    event, no entry) and registered within 24 hours: else 409 device_in_service."""
+    return provision.rekey_device(sf, p, device_id)
