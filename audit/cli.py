@@ -13,7 +13,7 @@ import typer
 
 from audit.messages import say
 from protocol import note
-from protocol.bundle import BundleError, parse
+from protocol.bundle import Bundle, BundleError, parse
 
 witness_app = typer.Typer(help="A witness: cosign the log's checkpoints; alarm on a fork or a rollback.",
                           no_args_is_help=True)
@@ -91,9 +91,18 @@ def _pairs(items: list[str], what: str, key_len: int, b64: bool) -> dict[bytes, 
     return out
 
 
+def _bundle(path: Path) -> Bundle:
+    try:
+        return parse(path.read_bytes())
+    except OSError as e:
+        raise _fail(say("no_file", path=path, why=e.strerror)) from None
+    except BundleError as e:
+        raise _fail(say("bad_bundle", why=e)) from None
+
+
 def verify_command(
-        bundle: Annotated[Path, typer.Argument(help="the proof bundle (JSON) to check")],
-        log_key: VKeyOpt,
+        bundle: Annotated[Path | None, typer.Argument(help="the proof bundle (JSON) to check")] = None,
+        log_key: VKeyOpt = "",
         witness_key: Annotated[list[str] | None, typer.Option(
             "--witness-key", help="a witness's verifier key; its cosignature is required (repeatable)")
         ] = None,
@@ -101,21 +110,26 @@ def verify_command(
             help="GWID_HEX=BASE64 Ed25519 key, instead of the one logged (repeatable)")] = None,
         device_key: Annotated[list[str] | None, typer.Option(
             help="DEVID_HEX=KEY_HEX: also check record MACs and the display code (repeatable)")
+        ] = None,
+        log: Annotated[Path | None, typer.Option(
+            "--log", help="instead of a bundle: a whole log and its data (mcode cloud log export DIR)")
         ] = None) -> None:
-    """Check a payout's proof bundle offline: log signature, cosignatures, inclusion, chain, batches."""
+    """Check a payout's proof bundle offline (log signature, cosignatures, inclusion, chain,
+    batches), or with --log DIR a whole exported log and the data it vouches for."""
+    from audit.logcheck import check_export
     from audit.verify import Keys, Refused, verify_bundle
 
+    if (bundle is None) == (log is None) or not log_key:
+        raise _fail(say("usage"), 2)
     ks = Keys(_vkey(log_key), tuple(_vkey(w) for w in witness_key or []),
               _pairs(gateway_key or [], "--gateway-key", 32, True),
               _pairs(device_key or [], "--device-key", 32, False))
     try:
-        b = parse(bundle.read_bytes())
-    except OSError as e:
-        raise _fail(say("no_file", path=bundle, why=e.strerror)) from None
-    except BundleError as e:
-        raise _fail(say("bad_bundle", why=e)) from None
-    try:
-        rep = verify_bundle(b, ks)
+        if log is not None:
+            rep = check_export(log, ks)
+        else:
+            assert bundle is not None
+            rep = verify_bundle(_bundle(bundle), ks)
     except Refused as e:
         raise _fail(say("refused", why=e)) from None
     for what in rep.ok:

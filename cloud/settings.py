@@ -99,6 +99,16 @@ class Settings:
     # What the ingest quarantine keeps per gateway; beyond it refusals are counted, not kept.
     quarantine_quota_bytes: int = 1024 * 1024
     quarantine_quota_rows: int = 10_000
+    # The trust log (docs/trust.md): on, batches, entries, shares, orders and postings are logged;
+    # its checkpoints are signed with the key in the file log_signing_key (a C2SP signer key named
+    # log_origin, made on first use; empty: derived from the master key), every
+    # log_checkpoint_interval_s by `mcode cloud run`; the cosignatures of witness_keys (verifier
+    # keys, comma-separated) are kept and served.
+    trust_log: bool = True
+    log_signing_key: str = ""
+    log_origin: str = "mcode.local/log"
+    log_checkpoint_interval_s: float = 60.0
+    witness_keys: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -145,6 +155,12 @@ class Settings:
             visitor_secret=get("VISITOR_SECRET", d.visitor_secret),
             quarantine_quota_bytes=int(get("QUARANTINE_QUOTA_BYTES", str(d.quarantine_quota_bytes))),
             quarantine_quota_rows=int(get("QUARANTINE_QUOTA_ROWS", str(d.quarantine_quota_rows))),
+            trust_log=get("TRUST_LOG", "1").lower() in ("1", "true", "yes"),
+            log_signing_key=get("LOG_SIGNING_KEY", d.log_signing_key),
+            log_origin=get("LOG_ORIGIN", d.log_origin),
+            log_checkpoint_interval_s=float(get("LOG_CHECKPOINT_INTERVAL_S",
+                                                str(d.log_checkpoint_interval_s))),
+            witness_keys=get("WITNESS_KEYS", d.witness_keys),
         )
 
     def master_keys(self) -> list[bytes]:

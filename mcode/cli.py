@@ -10,6 +10,7 @@ import typer
 from audit.cli import verify_command, witness_app
 from cloud.cli.db import app as db_app
 from cloud.cli.gateways import app as cloud_gateways_app
+from cloud.cli.log import app as cloud_log_app
 from cloud.cli.main import app as cloud_app
 from cloud.cli.rules import app as rules_app
 from cloud.cli.users import links_app, users_app
@@ -22,6 +23,7 @@ app = typer.Typer(help="mcode: rotating M-codes, BLE gateway, reward cloud.", no
 app.add_typer(gateway_app, name="gateway")
 cloud_app.add_typer(db_app, name="db")
 cloud_app.add_typer(cloud_gateways_app, name="gateway")
+cloud_app.add_typer(cloud_log_app, name="log")
 cloud_app.add_typer(users_app, name="user")
 cloud_app.add_typer(links_app, name="shared-link")
 app.add_typer(cloud_app, name="cloud")

@@ -67,6 +67,7 @@ def run(db_url: str | None = typer.Option(None, help=f"SQLAlchemy URL [env {ENV_
         broker_host=broker_host or st.broker_host, broker_port=broker_port or st.broker_port)
     with _refusal():
         api = create_app(st)
+        _start_log_publisher(api, st)
     worker = reports = None
     if ingest:
         from cloud.mqtt.report_listener import ReportListener
@@ -82,6 +83,15 @@ def run(db_url: str | None = typer.Option(None, help=f"SQLAlchemy URL [env {ENV_
             worker.stop()
         if reports is not None:
             reports.stop()
+
+
+def _start_log_publisher(api: Any, st: Settings) -> None:
+    """Sign the trust log's checkpoints every log_checkpoint_interval_s (a daemon thread)."""
+    from cloud.services import tlog
+
+    if st.trust_log:
+        signer = tlog.settings_signer(st)
+        tlog.Publisher(api.state.session_factory, signer, st.log_checkpoint_interval_s).start()
 
 
 def proxy_options(st: Settings) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from cloud.http.routes import (
     keys,
     ledger,
     locations,
+    log,
     login,
     me,
     merchant_page,
@@ -28,6 +29,7 @@ from cloud.http.routes import (
     rules,
     shopper,
 )
+from cloud.services import tlog
 from cloud.settings import Settings
 from cloud.store import vault
 from cloud.store.migrate import migrated_engine
@@ -36,7 +38,7 @@ from cloud.web.pages import STATIC
 TITLE = "mcode cloud"
 # In this order the OpenAPI document lists the paths as it always has.
 ROUTERS = (admin, rules, campaigns, locations, devices, gateways, keys, orders, ledger, public, me,
-           merchant_page)
+           merchant_page, log)
 
 
 def create_app(settings_: Settings, engine: Engine | None = None,
@@ -52,6 +54,7 @@ def create_app(settings_: Settings, engine: Engine | None = None,
                         else migrated_engine(settings_.db_url, settings_.master_key))
     app.state.session_factory = vault.session_factory(app.state.engine, settings_)
     vault.check_opens(app.state.session_factory)
+    tlog.configure(app.state.session_factory, settings_.trust_log)
     app.state.clock = clock_
     app.state.rate_limits = Limits(app.state.session_factory, settings_, clock_)
     error_handlers.install(app)

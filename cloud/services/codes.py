@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud.errors import ApiError, bad_request, conflict, not_found
+from cloud.services import tlog
 from cloud.services.provision import SHARE_CODE_DIGITS
 from cloud.services.ratelimits import Limits
 from cloud.store import vault
@@ -108,8 +109,8 @@ def read_code(s: Session, typed: str) -> tuple[str, str]:
     if len(code) > MAX_BASE_DIGITS + SHARE_CODE_DIGITS:
         raise _malformed(typed)
     prefixes = [b for b in base_prefixes(code) if len(b) <= MAX_BASE_DIGITS]
-    digits = dict(s.execute(select(Campaign.base_code, Campaign.digits).where(
-        Campaign.base_code.in_(prefixes), Campaign.released_at_ms.is_(None))).tuples().all())
+    digits = {b: d for b, d in s.execute(select(Campaign.base_code, Campaign.digits).where(
+        Campaign.base_code.in_(prefixes), Campaign.released_at_ms.is_(None)))}
     got = split_digits(code, lambda b: (digits[b], SHARE_CODE_DIGITS) if b in digits else None)
     if got is None:
         raise _unknown(code)
@@ -247,6 +248,7 @@ def resolve(sf: SessionFactory, code: str, visitor: str | None, now: float) -> d
         else:
             raise _malformed(code)
         s.add(e)
+        tlog.add_entry(s, e)
         return _entry_dict(e, c)
 
 
@@ -303,6 +305,7 @@ def share(sf: SessionFactory, entry_id: str, max_per_visitor: int = 0,
                                     created_at_ms=now_ms())
                     s.add(p)
                     s.flush()
+                    tlog.add_share(s, p, c)
                 return _share_dict(p, c)
         except IntegrityError:
             continue  # the drawn code was taken (or a concurrent share won): draw again / read it

@@ -34,6 +34,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from cloud.services import tlog
 from cloud.store import vault
 from cloud.store.engine import SessionFactory, insert_ignore, now_ms
 from cloud.store.models import BatchRow, Campaign, Device, Event, Gateway, Quarantine, QuarantineDrop
@@ -321,6 +322,7 @@ class Ingestor:
                     "rejected": res.rejected, "deliveries": 1, "ts_ms": b.ts_ms, "received_at_ms": t})
             if batch_rows:  # in key order: concurrent workers then take row locks in the same order
                 s.execute(batches_upsert, sorted(batch_rows, key=lambda r: (r["gateway_id"], r["bseq"])))
+            tlog.add_batches(s, [(i.gw, i.batch.bseq, i.payload) for i in items if isinstance(i, _Opened)], t)
             book.close()
         # Committed. Records refused one by one are in quarantine, so such a batch as a whole is done:
         # "stored" with a rejected count and reasons tells the gateway to stop resending it.

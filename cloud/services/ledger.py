@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cloud.errors import not_found
+from cloud.services import tlog
 from cloud.services.auth import Principal, sees
 from cloud.store.engine import SessionFactory, insert_ignore, now_ms
 from cloud.store.models import Campaign, LedgerAccount, LedgerEntry, LedgerTxn, Order, Participant
@@ -87,6 +88,8 @@ def post(s: Session, merchant_id: int, campaign_id: int, order_id: int, kind: st
     ids = _account_ids(s, merchant_id, lines)
     s.add_all([LedgerEntry(txn_id=txn.id, account_id=ids[ln.ref], amount_minor=ln.amount_minor,
                            due_at_ms=ln.due_at_ms) for ln in lines if ln.amount_minor])
+    tlog.add_posting(s, txn.id, kind, merchant_id, campaign_id, order_id,
+                     [(ln.ref, ln.amount_minor, ln.due_at_ms) for ln in lines], txn.created_at_ms)
     return txn.id
 
 
@@ -105,6 +108,10 @@ def reverse(s: Session, order: Order, now: int) -> int:
     s.flush()
     s.add_all([LedgerEntry(txn_id=rtxn.id, account_id=acc, amount_minor=-amount, due_at_ms=now)
                for acc, amount in rows])
+    refs = dict(s.execute(select(LedgerAccount.id, LedgerAccount.ref)
+                          .where(LedgerAccount.id.in_([a for a, _ in rows]))).all())
+    tlog.add_posting(s, rtxn.id, "refund", txn.merchant_id, txn.campaign_id, order.id,
+                     [(refs.get(acc, ""), -amount, now) for acc, amount in rows], now)
     return rtxn.id
 
 

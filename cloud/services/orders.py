@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud.errors import ApiError, bad_request, conflict, not_found
-from cloud.services import ledger
+from cloud.services import ledger, tlog
 from cloud.services.auth import MERCHANT, Principal, sees
 from cloud.services.chain import entry_for, merged_chain
 from cloud.services.rules import split
@@ -127,6 +127,9 @@ def _book(s: Session, merchant_id: int, key: str, req_hash: str, entry_id: str,
     s.add(Payout(order_id=o.id, participant_id=None, level=0, payee=parts.remainder_to,
                  amount_minor=parts.remainder))
     lines.append(ledger.remainder_line(c, parts.remainder_to, parts.remainder, due))
+    tlog.add_order(s, o, [(lv, n.participant_id, "participant", a) for lv, (n, a) in enumerate(
+        zip(nodes, parts.payouts, strict=True), start=1)] + [(0, None, parts.remainder_to, parts.remainder)],
+        params)
     ledger.post(s, merchant_id, c.id, o.id, "order", lines)
     paid = sum(parts.payouts)
     c.spent_minor += paid

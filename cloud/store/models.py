@@ -438,3 +438,61 @@ class RateBucket(Base):
     tokens: Mapped[float] = mapped_column(Double)
     updated_ms: Mapped[int] = mapped_column(BigInteger)
     full_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class LogState(Base):
+    """The trust log's one row (id 1): its size and frontier (one 32-byte hash per set bit of the
+    size, protocol/merkle.py Frontier). Every append updates it first, so appends are serialized
+    by its row lock (PostgreSQL) or the write lock (SQLite) and indexes never fork or skip."""
+    __tablename__ = "log_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger)
+    frontier: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LogLeaf(Base):
+    """A leaf of the trust log (protocol/leaves.py), append-only; `ref` finds it (e.g. order:7)."""
+    __tablename__ = "log_leaves"
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str] = mapped_column(String(120), index=True)
+    leaf: Mapped[bytes] = mapped_column(LargeBinary)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class LogNode(Base):
+    """A perfect subtree of 2**level leaves starting at leaf idx * 2**level (level >= 1; level 0
+    is log_leaves.hash), as Frontier.append hands them out: every proof reads O(log n) of them."""
+    __tablename__ = "log_nodes"
+    level: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LogCheckpoint(Base):
+    """A checkpoint the cloud signed (C2SP signed note), one per tree size."""
+    __tablename__ = "log_checkpoints"
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    note: Mapped[str] = mapped_column(Text)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class LogCosignature(Base):
+    """A witness's cosignature line (tlog-cosignature v1) over the checkpoint of that size."""
+    __tablename__ = "log_cosignatures"
+    size: Mapped[int] = mapped_column(ForeignKey("log_checkpoints.size"), primary_key=True)
+    witness: Mapped[str] = mapped_column(String(200), primary_key=True)
+    line: Mapped[str] = mapped_column(Text)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class BatchEnvelope(Base):
+    """An accepted batch exactly as the gateway signed and sent it, kept so anyone with the keys
+    can check it again; its SHA-256 is in the batch's log leaf."""
+    __tablename__ = "batch_envelopes"
+    gateway_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    bseq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at_ms: Mapped[int] = mapped_column(BigInteger)

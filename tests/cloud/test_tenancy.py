@@ -45,7 +45,16 @@ def _tenant(client: TestClient, sf: SessionFactory, clock: Clock, base: str, nam
         "campaign_id": w.campaign["campaign_id"], "location_id": loc["location_id"],
         "device_id": w.devices[0]["device_id"], "entry_id": b["entry_id"], "order_id": order["order_id"],
         "participant_id": order["payouts"][0]["participant_id"], "key_id": key_id, "merchant_id": mid,
-        "gateway_id": gw})
+        "gateway_id": gw, "payout_id": _payout(sf, order["order_id"])})
+
+
+def _payout(sf: SessionFactory, order_id: int) -> int:
+    from sqlalchemy import select
+
+    from cloud.store.models import Payout
+
+    with sf() as s:
+        return int(s.scalars(select(Payout.id).where(Payout.order_id == order_id, Payout.level == 1)).one())
 
 
 # Endpoints anyone may call, and why that leaks nothing about a tenant.
@@ -54,6 +63,11 @@ PUBLIC = {
     "GET /r/{code}": "codes are public; rate-limited",
     "POST /entries/{entry_id}/share": "entry ids are 128-bit secrets held by the shopper",
     "GET /me/earnings": "by the caller's own visitor cookie only",
+    "GET /log/checkpoint": "a signed tree size and root hash; rate-limited",
+    "GET /log/proof/inclusion": "hashes only; rate-limited",
+    "GET /log/proof/consistency": "hashes only; rate-limited",
+    "POST /log/cosignatures": "kept only if a configured witness signed a checkpoint of this log",
+    "GET /me/payouts/{payout_id}/proof": "by the caller's own visitor cookie only",
 }
 # Bodies that point a create call at B's objects (path-free endpoints that take ids).
 BODIES: dict[str, Any] = {
