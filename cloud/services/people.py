@@ -241,7 +241,8 @@ def earnings(sf: SessionFactory, visitor: str, now_ms: int) -> dict[str, Any]:
                                          .where(Participant.id.in_(pids)).order_by(Participant.id)))
         codes = [{"participant_id": p.id, "campaign_id": c.id, "share_code": f"{c.base_code}-{p.share_code}",
                   "label": {"zh": c.label_zh, "en": c.label_en}} for p, c in held]
-    return {"person": person is not None, "phones": len(phones), "participant_ids": pids,
+    # "visitors" is for the page's own lookups (saved codes); no answer may carry it
+    return {"person": person is not None, "phones": len(phones), "visitors": phones, "participant_ids": pids,
             "share_codes": codes, "totals": _totals(rows, now_ms),
             "history": _history(rows, payouts, channels, now_ms)}
 

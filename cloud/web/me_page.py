@@ -110,7 +110,9 @@ def me_page(lang: str, data: dict[str, Any], csrf: str, saved: list[dict[str, st
     shown once; `notice` a key of ME_LABELS; `error` (zh, en)."""
     L = _labels(lang)
     key = "zh" if lang == "zh-CN" else "en"
-    share_codes = [{"label": c["label"][key], "code": c["share_code"]} for c in data["share_codes"]]
+    listed = {c["code"] for c in saved or []}  # a saved campaign already shows its share code
+    share_codes = [{"label": c["label"][key], "code": c["share_code"]} for c in data["share_codes"]
+                   if c["share_code"] not in listed]
     return environment().get_template("shopper/me.html").render(
         lang=lang, L=L, other=LANGS[1 - LANGS.index(lang)], csrf=csrf,
         totals=_totals(data["totals"], L, lang), history=_history(data["history"], L, lang),

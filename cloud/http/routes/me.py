@@ -26,7 +26,7 @@ from cloud.http.routes.login import _posted, _same_origin
 from cloud.http.routes.public import VISITOR_MAX_AGE_S
 from cloud.http.routes.sales import lang_of, remember_lang
 from cloud.http.schemas import errors
-from cloud.services import codes, people
+from cloud.services import codes, people, saved
 from cloud.services.codes import VISITOR_COOKIE
 from cloud.settings import Settings
 from cloud.web import me_page
@@ -61,14 +61,16 @@ def _render(request: Request, vid: str | None, status: int = 200, **kw: Any) -> 
     st: Settings = request.app.state.settings
     sf = request.app.state.session_factory
     now_ms = int(request.app.state.clock() * 1000)
-    data = people.earnings(sf, vid, now_ms) if vid else {
-        "person": False, "phones": 0, "share_codes": [], "totals": [], "history": []}
+    data: dict[str, Any] = people.earnings(sf, vid, now_ms) if vid else {
+        "person": False, "phones": 0, "visitors": [], "share_codes": [], "totals": [], "history": []}
     if vid and "recovery_code" not in kw and not data["person"]:
         kw["recovery_code"] = people.first_recovery(sf, vid, now_ms)  # first earnings: shown once
         data["person"] = kw["recovery_code"] is not None
         data["phones"] = 1
     token = secrets.token_urlsafe(32)
-    html = me_page.me_page(lang_of(request), data, token, **kw)
+    lang = lang_of(request)
+    mine = saved.list_for(sf, data["visitors"], lang) if vid else []
+    html = me_page.me_page(lang, data, token, saved=mine, **kw)
     resp = HTMLResponse(html, status_code=status, headers=NO_STORE)
     resp.set_cookie(_csrf_cookie(st), token, max_age=3600, path="/", httponly=True, secure=st.cookie_secure,
                     samesite="strict")
