@@ -433,11 +433,19 @@ class DeviceStats(Out):
     last_received_ms: int | None
 
 
+class EntriesByVia(Out):
+    display: int = Field(description="through a display's rotating code (proof of presence)")
+    printed: int = Field(description="through a printed code")
+    share: int = Field(description="through a sharer's code")
+    base: int = Field(description="a bare base code typed: no proof of presence")
+
+
 class StatsTotals(Out):
     scans: int
     events: int
     gaps: int
     entries: int
+    entries_by_via: EntriesByVia
     orders: int
     pool_paid_minor: int
 

@@ -65,9 +65,9 @@ def list_for(sf: SessionFactory, visitors: str | Iterable[str], lang: str = "zh-
         rows = s.execute(select(SavedCode, Campaign).join(Campaign, SavedCode.campaign_id == Campaign.id)
                          .where(SavedCode.visitor.in_(ids), Campaign.released_at_ms.is_(None))
                          .order_by(SavedCode.created_at_ms.desc(), SavedCode.id.desc())).all()
-        shares = dict(s.execute(select(Participant.campaign_id, Participant.share_code)
-                                .where(Participant.visitor.in_(ids))
-                                .order_by(Participant.id)).tuples().all())  # the newest wins
+        shares = {cid: code for cid, code in s.execute(  # the newest wins
+            select(Participant.campaign_id, Participant.share_code)
+            .where(Participant.visitor.in_(ids)).order_by(Participant.id))}
     out: list[dict[str, Any]] = []
     seen: set[int] = set()
     for saved, c in rows:

@@ -12,6 +12,10 @@ from cloud.store.engine import SessionFactory
 from cloud.store.models import Campaign, Device, Entry, Event, Order, Payout
 from protocol.record import KIND_TAP
 
+# how entries come (entries.via): a display's rotating code, a printed code, a sharer's code, or a
+# bare base code typed with no proof of presence, counted apart
+ENTRY_KINDS = ("display", "printed", "share", "base")
+
 
 def merchant_stats(sf: SessionFactory, merchant_id: int) -> dict[str, Any]:
     """Gaps: records missing from each device's log sequence (cloud.gaps)."""
@@ -29,6 +33,9 @@ def merchant_stats(sf: SessionFactory, merchant_id: int) -> dict[str, Any]:
         entries = {r[0]: int(r[1]) for r in s.execute(
             select(Entry.device_id, func.count(Entry.id)).join(Campaign, Entry.campaign_id == Campaign.id)
             .where(mine).group_by(Entry.device_id))}
+        by_via = {v: int(n) for v, n in s.execute(
+            select(Entry.via, func.count(Entry.id)).join(Campaign, Entry.campaign_id == Campaign.id)
+            .where(mine).group_by(Entry.via))}
         # refunded orders are neither counted nor paid; the pool's remainder is not "paid out"
         live = (Order.merchant_id == merchant_id) & (Order.status == "placed")
         orders = s.scalar(select(func.count(Order.id)).where(live)) or 0
@@ -47,4 +54,5 @@ def merchant_stats(sf: SessionFactory, merchant_id: int) -> dict[str, Any]:
             "totals": {"scans": sum(r["scans"] for r in rows), "events": sum(r["events"] for r in rows),
                        "gaps": sum(r["gaps"] for r in rows),
                        "entries": sum(entries.values()), "orders": int(orders),
+                       "entries_by_via": {v: int(by_via.get(v, 0)) for v in ENTRY_KINDS},
                        "pool_paid_minor": int(paid or 0)}}
