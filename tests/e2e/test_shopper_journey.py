@@ -109,6 +109,9 @@ def land_and_share(page: Page, world: World, locale: str, name: str) -> str:
     """Type the display's code in three spellings (after two mistakes), land, save, share; the
     share link."""
     bad = watch(page)
+    page.goto(f"{world.api}/")
+    assert page.get_attribute("#code", "inputmode") == "numeric"
+    shot(page, f"{name}-home-{locale}")
     for wrong in ("12", "7777-12"):  # too short; a base code nobody rents
         type_code(page, world, wrong)
         assert page.locator("#problem").count() == 1, page.content()[:500]
