@@ -70,6 +70,7 @@ class Settings:
     # HTTP elsewhere needs MCODE_CLOUD_INSECURE_HTTP=1, which the local demo sets and says so.
     cookie_secure: bool = True
     session_ttl_s: int = 8 * 3600  # a merchant page login lasts this long
+    checkout_ttl_s: int = 15 * 60  # a shopper's checkout code (Pay at the counter) is valid this long
     max_body_bytes: int = 64 * 1024  # a larger request body is refused (413) before it is read
     # Ed25519 key that signs gateway configs (PEM); made on first use, kept out of git (*.key).
     signing_key: str = "mcode-cloud-signing.key"
@@ -135,6 +136,7 @@ class Settings:
             http_port=int(get("HTTP_PORT", str(d.http_port))),
             cookie_secure=get("INSECURE_HTTP", "0").lower() not in ("1", "true", "yes"),
             session_ttl_s=int(get("SESSION_TTL_S", str(d.session_ttl_s))),
+            checkout_ttl_s=int(get("CHECKOUT_TTL_S", str(d.checkout_ttl_s))),
             max_body_bytes=int(get("MAX_BODY_BYTES", str(d.max_body_bytes))),
             signing_key=get("SIGNING_KEY", d.signing_key),
             rate_client_per_s=float(get("RATE_CLIENT_PER_S", str(d.rate_client_per_s))),

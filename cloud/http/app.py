@@ -27,7 +27,9 @@ from cloud.http.routes import (
     orders,
     public,
     rules,
+    sales,
     shopper,
+    till,
 )
 from cloud.services import tlog
 from cloud.settings import Settings
@@ -38,7 +40,7 @@ from cloud.web.pages import STATIC
 TITLE = "mcode cloud"
 # In this order the OpenAPI document lists the paths as it always has.
 ROUTERS = (admin, rules, campaigns, locations, devices, gateways, keys, orders, ledger, public, me,
-           merchant_page, log)
+           merchant_page, sales, log)
 
 
 def create_app(settings_: Settings, engine: Engine | None = None,
@@ -66,6 +68,7 @@ def create_app(settings_: Settings, engine: Engine | None = None,
     app.include_router(login.router)  # HTML forms, outside the API's document
     app.include_router(shopper.router)  # the shopper's pages: /, /c/{base}, /me/saved
     app.include_router(console_access.router)
+    app.include_router(till.router)
     app.include_router(me.pages)
     # outermost last: headers, then ?key= refused, keys checked, bodies bounded (middleware.py)
     app.add_middleware(middleware.BodyLimit, max_bytes=settings_.max_body_bytes)

@@ -12,7 +12,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from cloud.http.schemas import I32_MAX, I32_MIN, I64_MAX, I64_MIN
-from cloud.services.campaigns import MAX_HOLD_S
+from cloud.services.campaigns import MAX_HOLD_S, MAX_WINDOW_S
+from cloud.services.pools import MAX_POOL_BP, MAX_POOL_MINOR
 from cloud.services.rules import ALIASES, RED_BALLOON_RULE, RULE_NAMES
 
 Id = Annotated[int, Field(ge=1, le=I32_MAX)]  # ids are positive 32-bit integers
@@ -41,6 +42,12 @@ def example(**fields: Any) -> ConfigDict:
 class Strict(BaseModel):
     """Unknown fields are an error, not silently dropped (a typo must not look like a change)."""
     model_config = ConfigDict(extra="forbid")
+
+
+POOL_BP_TEXT = ("the pool as a share of each sale, in basis points (floor(amount * pool_bp / 10000)); "
+                "null: the fixed pool_minor")
+POOL_CAP_TEXT = "with pool_bp: the most one order's pool may be; null: no cap"
+WINDOW_TEXT = "seconds after an entry during which its sales are attributed to it (last touch)"
 
 
 URL_TEXT = "an https:// URL (at most 500 characters), or null"
@@ -78,6 +85,12 @@ class CampaignFields(BaseModel):
                                    "landing page with a click token: " + URL_TEXT,
                                    json_schema_extra=checked(maxLength=500))
     currency: str = Field("CNY", description=CURRENCY_TEXT, json_schema_extra=checked(pattern=CURRENCY))
+    pool_bp: I32 | None = Field(None, description=POOL_BP_TEXT,
+                                json_schema_extra=checked(minimum=0, maximum=MAX_POOL_BP))
+    pool_cap_minor: Money | None = Field(None, description=POOL_CAP_TEXT,
+                                         json_schema_extra=checked(minimum=0, maximum=MAX_POOL_MINOR))
+    attribution_window_s: I32 = Field(30 * 24 * 3600, description=WINDOW_TEXT,
+                                      json_schema_extra=checked(minimum=1, maximum=MAX_WINDOW_S))
 
 
 class CampaignIn(Strict, CampaignFields):
@@ -96,8 +109,9 @@ KEEP: Any = None
 
 
 class CampaignPatch(Strict):
-    """The fields to change; omitted ones stay. Only budget_minor and the dates take null (no cap,
-    no date); slots, digits, period and base code are fixed."""
+    """The fields to change; omitted ones stay. Only budget_minor, the dates, pool_bp and
+    pool_cap_minor take null (no cap, no date, a fixed pool); slots, digits, period and base code
+    are fixed."""
     model_config = example(pool_minor=50000, budget_minor=2000000)
     pool_minor: Money = Field(KEEP, json_schema_extra=checked(minimum=0))
     rule: str = Field(KEEP, json_schema_extra=checked(enum=RULES))
@@ -115,6 +129,12 @@ class CampaignPatch(Strict):
     target_url: str | None = Field(None, description="null removes the online service; " + URL_TEXT,
                                    json_schema_extra=checked(maxLength=500))
     currency: str = Field(KEEP, description=CURRENCY_TEXT, json_schema_extra=checked(pattern=CURRENCY))
+    pool_bp: I32 | None = Field(None, description=POOL_BP_TEXT,
+                                json_schema_extra=checked(minimum=0, maximum=MAX_POOL_BP))
+    pool_cap_minor: Money | None = Field(None, description=POOL_CAP_TEXT,
+                                         json_schema_extra=checked(minimum=0, maximum=MAX_POOL_MINOR))
+    attribution_window_s: I32 = Field(KEEP, description=WINDOW_TEXT,
+                                      json_schema_extra=checked(minimum=1, maximum=MAX_WINDOW_S))
 
 
 class LocationIn(Strict):
@@ -167,6 +187,26 @@ class OrderIn(Strict):
     model_config = example(entry_id="5d41402abc4b2a76b9719d911017c592", amount_minor=12900)
     entry_id: str = Field(description="the shopper's entry, from GET /r/{code}")
     amount_minor: Money = Field(description="the sale, minor units", json_schema_extra=checked(minimum=1))
+
+
+class SaleOnlineIn(Strict):
+    """A sale the merchant's shop server reports with the click token its visitor brought."""
+    model_config = example(click_token="hQ0gV3bS1x2vJd8yq5bE1w", amount_minor=12900)
+    merchant_id: Id | None = Field(None, description="admin keys only: the tenant")
+    click_token: str = Field(description="the mcode_click query parameter of the shopper's redirect",
+                             json_schema_extra=checked(minLength=1, maxLength=64))
+    amount_minor: Money = Field(description="the sale, minor units", json_schema_extra=checked(minimum=1))
+
+
+class SaleTillIn(Strict):
+    """A sale at the counter: the checkout code the shopper's phone shows."""
+    model_config = example(checkout_code="382716", amount_minor=2000)
+    merchant_id: Id | None = Field(None, description="admin keys only: the tenant")
+    checkout_code: str = Field(description="6 digits; spaces, dashes and full-width digits are accepted",
+                               json_schema_extra=checked(minLength=1, maxLength=40))
+    amount_minor: Money = Field(description="the sale, minor units", json_schema_extra=checked(minimum=1))
+    campaign_id: Id | None = Field(None, description="the till's campaign, if it has one: a code of "
+                                   "another campaign is refused (409 wrong_campaign)")
 
 
 class AccountIn(Strict):

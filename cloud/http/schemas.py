@@ -91,6 +91,9 @@ class CampaignOut(Out):
     image_url: str | None = Field(description="the landing page's image (https), or null")
     target_url: str | None = Field(description="the merchant's online service (https), or null")
     currency: str = Field(description="ISO 4217, e.g. CNY")
+    pool_bp: int | None = Field(description="the pool as basis points of each sale; null: pool_minor")
+    pool_cap_minor: int | None = Field(description="with pool_bp: the most one order's pool may be")
+    attribution_window_s: int = Field(description="sales are attributed to an entry this long after it")
 
 
 class CampaignList(Out):
@@ -269,6 +272,8 @@ class OrderOut(Out):
     charity_minor: int = Field(description="the remainder if it goes to charity, else 0")
     due_at_ms: int
     status: Literal["placed", "refunded"]
+    channel: Literal["api", "online", "till"] = Field(
+        description="how the sale came: POST /orders (api), a click token (online), a checkout code (till)")
 
 
 class OrderDetail(OrderOut):

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cloud.errors import ApiError, bad_request, conflict, not_found
 from cloud.services.auth import Principal, sees
+from cloud.services.pools import MAX_POOL_BP, MAX_POOL_MINOR
 from cloud.services.rules import RED_BALLOON_RULE, canonical, normalized_params
 from cloud.store.engine import SessionFactory, now_ms
 from cloud.store.models import Campaign, Merchant
@@ -20,13 +21,13 @@ from protocol.rotation import modulus
 MAX_HOLD_S = 365 * 24 * 3600
 MAX_URL = 500  # campaigns.image_url, target_url
 LANDING_FIELDS = ("image_url", "target_url", "currency")  # the landing page's: mutable too
-# 10^12 fen is 10 billion yuan per order: far above any shop, and far enough below 2^63 that the
-# running sums (spent_minor, ledger balances) cannot overflow a BIGINT in millions of orders
-MAX_POOL_MINOR = 10**12
+MAX_WINDOW_S = 365 * 24 * 3600  # the attribution window: at most a year
+DEFAULT_WINDOW_S = 30 * 24 * 3600
 # fields a merchant may change after creation; slots, digits and period define the codes devices
 # already show, and base_code is the rental itself, so they are fixed
 MUTABLE = ("pool_minor", "rule", "rule_params", "budget_minor", "hold_s", "starts_at_ms", "ends_at_ms",
-           "label_zh", "label_en", "landing_zh", "landing_en")
+           "label_zh", "label_en", "landing_zh", "landing_en", "pool_bp", "pool_cap_minor",
+           "attribution_window_s")
 
 
 def campaign_dict(c: Campaign) -> dict[str, Any]:
@@ -37,7 +38,9 @@ def campaign_dict(c: Campaign) -> dict[str, Any]:
             "ends_at_ms": c.ends_at_ms, "released_at_ms": c.released_at_ms,
             "image_url": c.image_url, "target_url": c.target_url, "currency": c.currency,
             "label": {"zh": c.label_zh, "en": c.label_en},
-            "landing": {"zh": c.landing_zh, "en": c.landing_en}}
+            "landing": {"zh": c.landing_zh, "en": c.landing_en},
+            "pool_bp": c.pool_bp, "pool_cap_minor": c.pool_cap_minor,
+            "attribution_window_s": c.attribution_window_s}
 
 
 def _bad(code: str, en: str, zh: str) -> ApiError:
@@ -55,6 +58,7 @@ def _check(f: dict[str, Any]) -> None:
                    "预算须 ≥ 0，或为空表示不设上限")
     if "hold_s" in f and not 0 <= f["hold_s"] <= MAX_HOLD_S:
         raise _bad("bad_hold", f"hold_s must be 0 to {MAX_HOLD_S}", f"冻结期须为 0 至 {MAX_HOLD_S} 秒")
+    _check_sales(f)
     start, end = f.get("starts_at_ms"), f.get("ends_at_ms")
     if start is not None and end is not None and end <= start:
         raise _bad("bad_dates", "ends_at_ms must be after starts_at_ms", "结束时间须晚于开始时间")
@@ -97,12 +101,27 @@ def https_url(url: str) -> bool:
     return parts.scheme == "https" and bool(parts.hostname) and "@" not in parts.netloc
 
 
+def _check_sales(f: dict[str, Any]) -> None:
+    """The pool as a share of the sale (cloud/services/pools.py) and the attribution window."""
+    if f.get("pool_bp") is not None and not 0 <= f["pool_bp"] <= MAX_POOL_BP:
+        raise _bad("bad_pool_bp", f"pool_bp must be 0 to {MAX_POOL_BP} basis points of the sale, or null "
+                   "for a fixed pool", f"pool_bp 须为销售额的 0 至 {MAX_POOL_BP} 个基点，或为空表示固定酬金")
+    if f.get("pool_cap_minor") is not None and not 0 <= f["pool_cap_minor"] <= MAX_POOL_MINOR:
+        raise _bad("bad_pool_cap", f"pool_cap_minor must be 0 to {MAX_POOL_MINOR} (minor units), or null",
+                   f"酬金上限须为 0 至 {MAX_POOL_MINOR}（最小货币单位），或为空")
+    if "attribution_window_s" in f and not 1 <= f["attribution_window_s"] <= MAX_WINDOW_S:
+        raise _bad("bad_window", f"attribution_window_s must be 1 to {MAX_WINDOW_S}",
+                   f"归因窗口须为 1 至 {MAX_WINDOW_S} 秒")
+
+
 def create(sf: SessionFactory, merchant_id: int, *, base_code: str, slots: int, digits: int, period_s: int,
            pool_minor: int, label_zh: str, label_en: str, rule: str = RED_BALLOON_RULE,
            rule_params: dict[str, Any] | None = None, budget_minor: int | None = None,
            hold_s: int = 14 * 24 * 3600, starts_at_ms: int | None = None, ends_at_ms: int | None = None,
            landing_zh: str = "", landing_en: str = "", image_url: str | None = None,
-           target_url: str | None = None, currency: str = "CNY") -> dict[str, Any]:
+           target_url: str | None = None, currency: str = "CNY", pool_bp: int | None = None,
+           pool_cap_minor: int | None = None,
+           attribution_window_s: int = DEFAULT_WINDOW_S) -> dict[str, Any]:
     """Rent `base_code` for a new campaign. The code must not be rented by a live campaign."""
     if not (base_code.isdigit() and base_code.isascii() and 1 <= len(base_code) <= 12):
         raise _bad("bad_base_code", "base code must be 1 to 12 digits", "基础码须为 1 至 12 位数字")
@@ -120,7 +139,8 @@ def create(sf: SessionFactory, merchant_id: int, *, base_code: str, slots: int, 
                          "budget_minor": budget_minor, "hold_s": hold_s, "starts_at_ms": starts_at_ms,
                          "ends_at_ms": ends_at_ms, "label_zh": label_zh, "label_en": label_en,
                          "landing_zh": landing_zh, "landing_en": landing_en, "image_url": image_url,
-                         "target_url": target_url, "currency": currency}
+                         "target_url": target_url, "currency": currency, "pool_bp": pool_bp,
+                         "pool_cap_minor": pool_cap_minor, "attribution_window_s": attribution_window_s}
     _check(f)
     f.pop("rule_params")
     try:

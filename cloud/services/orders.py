@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select, update
@@ -19,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud.errors import ApiError, bad_request, conflict, not_found
-from cloud.services import ledger, tlog
+from cloud.services import ledger, pools, tlog
 from cloud.services.auth import MERCHANT, Principal, sees
 from cloud.services.chain import entry_for, merged_chain
 from cloud.services.rules import split
@@ -39,7 +40,13 @@ def _replay(s: Session, merchant_id: int, key: str, req_hash: str) -> dict[str, 
         raise conflict("idempotency_conflict", "this Idempotency-Key was used for a different order",
                        "该 Idempotency-Key 已用于另一笔订单")
     answer: dict[str, Any] = json.loads(o.response_json)
+    answer.setdefault("channel", o.channel)  # orders booked before channels were recorded
     return answer
+
+
+# Called inside an order's transaction, under its campaign's lock, with the new order's id:
+# raising refuses the order (nothing is stored). The till marks its checkout code used here.
+AfterBook = Callable[[Session, int, int], None]  # (session, order id, booking time ms)
 
 
 def _lock_campaign(s: Session, campaign_id: int) -> None:
@@ -49,9 +56,11 @@ def _lock_campaign(s: Session, campaign_id: int) -> None:
 
 
 def place_order(sf: SessionFactory, merchant_id: int, idempotency_key: str, entry_id: str,
-                amount_minor: int, at_ms: int | None = None) -> tuple[dict[str, Any], bool]:
+                amount_minor: int, at_ms: int | None = None, channel: str = "api",
+                after_book: AfterBook | None = None) -> tuple[dict[str, Any], bool]:
     """(answer, replayed). The merchant must own the entry's campaign. `at_ms` is the booking time
-    (the API's clock; now by default): payouts fall due at at_ms + the campaign's hold."""
+    (the API's clock; now by default): payouts fall due at at_ms + the campaign's hold. `channel`
+    says how the sale came (api, online, till); a replay answers before `after_book` is called."""
     if not 1 <= len(idempotency_key) <= 200:
         raise bad_request("bad_idempotency_key", "Idempotency-Key header of 1 to 200 characters is required",
                           "须提供 1 至 200 个字符的 Idempotency-Key 请求头")
@@ -71,7 +80,10 @@ def place_order(sf: SessionFactory, merchant_id: int, idempotency_key: str, entr
             if prior is not None:
                 return prior, True
             t = now_ms() if at_ms is None else at_ms
-            return _book(s, merchant_id, idempotency_key, req_hash, entry_id, amount_minor, t), False
+            answer = _book(s, merchant_id, idempotency_key, req_hash, entry_id, amount_minor, t, channel)
+            if after_book is not None:
+                after_book(s, answer["order_id"], t)
+            return answer, False
     except IntegrityError:
         # A concurrent request with the same key committed first: answer as it did.
         with sf() as s:
@@ -81,7 +93,7 @@ def place_order(sf: SessionFactory, merchant_id: int, idempotency_key: str, entr
         return prior, True
 
 
-def _check_open(c: Campaign, t: int) -> None:
+def check_open(c: Campaign, t: int) -> None:
     """An order books only while its campaign runs: 409 with the reason otherwise (a released
     code, or a time before starts_at_ms or after ends_at_ms). Checked under the campaign's lock,
     so a release that commits first is seen."""
@@ -94,29 +106,41 @@ def _check_open(c: Campaign, t: int) -> None:
         raise conflict("campaign_ended", "this campaign has ended", "该活动已结束")
 
 
+def check_window(c: Campaign, e: Entry, t: int) -> None:
+    """Last touch: a sale is attributed to the entry it names (the click token's or checkout
+    code's entry) only within the campaign's attribution window after that entry was made."""
+    if t - e.created_at_ms > c.attribution_window_s * 1000:
+        days = c.attribution_window_s / 86400
+        raise conflict("outside_window", f"this entry is older than the campaign's attribution window "
+                       f"({days:g} days): the sale cannot be attributed to it",
+                       f"该进店记录已超过活动的归因窗口（{days:g} 天），此笔销售不能归因于它")
+
+
 def _book(s: Session, merchant_id: int, key: str, req_hash: str, entry_id: str,
-          amount_minor: int, t: int) -> dict[str, Any]:
+          amount_minor: int, t: int, channel: str) -> dict[str, Any]:
     e = s.get(Entry, entry_id)
     assert e is not None
     c = s.get(Campaign, e.campaign_id)
     assert c is not None
     s.refresh(c)  # the locked row, not a copy read before the lock
-    _check_open(c, t)
+    check_open(c, t)
+    check_window(c, e, t)
     nodes = merged_chain(s, e, merchant_id)
     params = json.loads(c.rule_params_json or "{}")
     cap = None if c.budget_minor is None else max(0, c.budget_minor - c.spent_minor)
-    parts = split(c.rule, c.pool_minor, len(nodes), params, budget_cap_minor=cap)
+    pool = pools.pool_for(amount_minor, c.pool_minor, c.pool_bp, c.pool_cap_minor)
+    parts = split(c.rule, pool, len(nodes), params, budget_cap_minor=cap)
     due = t + c.hold_s * 1000
     chain_json = [n.as_json(c.base_code) for n in nodes]
     o = Order(merchant_id=merchant_id, idempotency_key=key, request_hash=req_hash, campaign_id=c.id,
-              entry_id=e.id, amount_minor=amount_minor, pool_minor=c.pool_minor, rule=c.rule,
+              entry_id=e.id, amount_minor=amount_minor, pool_minor=pool, rule=c.rule, channel=channel,
               rule_params_json=json.dumps(params, sort_keys=True),
               chain_json=json.dumps(chain_json, separators=(",", ":")), response_json="{}",
               status="placed", created_at_ms=t)
     s.add(o)
     s.flush()
     payouts = []
-    lines = [ledger.budget_line(c, -c.pool_minor, t)]
+    lines = [ledger.budget_line(c, -pool, t)]
     for level, (n, amount) in enumerate(zip(nodes, parts.payouts, strict=True), start=1):
         s.add(Payout(order_id=o.id, participant_id=n.participant_id, level=level, payee="participant",
                      amount_minor=amount))
@@ -134,12 +158,12 @@ def _book(s: Session, merchant_id: int, key: str, req_hash: str, entry_id: str,
     paid = sum(parts.payouts)
     c.spent_minor += paid
     answer = {"order_id": o.id, "entry_id": e.id, "campaign": c.id, "base_code": c.base_code,
-              "amount_minor": amount_minor, "pool_minor": c.pool_minor, "rule": c.rule, "rule_params": params,
+              "amount_minor": amount_minor, "pool_minor": pool, "rule": c.rule, "rule_params": params,
               "budget_cap_minor": cap, "payouts": payouts, "paid_minor": paid,
               "remainder_minor": parts.remainder, "remainder_to": parts.remainder_to,
               # the remainder under its first name, for clients written against red-balloon only
               "charity_minor": parts.remainder if parts.remainder_to == "charity" else 0,
-              "due_at_ms": due, "status": "placed"}
+              "due_at_ms": due, "status": "placed", "channel": channel}
     o.response_json = json.dumps(answer, separators=(",", ":"))
     return answer
 
@@ -183,6 +207,7 @@ def get_order(sf: SessionFactory, p: Principal, order_id: int) -> dict[str, Any]
             raise not_found("unknown_order", "no such order", "订单不存在")
         answer: dict[str, Any] = json.loads(o.response_json)
         answer["status"] = o.status
+        answer["channel"] = o.channel
         answer["refunded_at_ms"] = o.refunded_at_ms
         answer["chain"] = json.loads(o.chain_json)
         return answer

@@ -145,6 +145,12 @@ class Campaign(Base):
     label_en: Mapped[str] = mapped_column(String(200))
     landing_zh: Mapped[str] = mapped_column(Text, default="")
     landing_en: Mapped[str] = mapped_column(Text, default="")
+    # the pool (cloud/services/pools.py): pool_minor per order, or with pool_bp set, that share of
+    # the sale in basis points, at most pool_cap_minor
+    pool_bp: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pool_cap_minor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # a sale is attributed to an entry at most this long after it was made (cloud/services/sales.py)
+    attribution_window_s: Mapped[int] = mapped_column(Integer, default=30 * 24 * 3600)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -338,9 +344,37 @@ class Order(Base):
     chain_json: Mapped[str] = mapped_column(Text, default="[]")  # the chain as the rule saw it: proof
     response_json: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="placed")  # placed | refunded
+    channel: Mapped[str] = mapped_column(String(8), default="api")  # api | online | till
     refund_json: Mapped[str] = mapped_column(Text, default="")
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     refunded_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Click(Base):
+    """A shopper's click to the merchant's online service (GET /go/{entry}): the token rides to the
+    shop in the redirect and comes back with the sale (POST /sales/online). Only its SHA-256 is
+    kept (the token is 128 random bits)."""
+    __tablename__ = "clicks"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entries.id"), index=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class CheckoutCode(Base):
+    """A short numeric code a shopper shows at the counter (cloud/services/checkout.py), bound to
+    their entry until expires_at_ms and used by at most one order. Unique per merchant among the
+    rows kept (live ones and those expired less than a day ago), so a cashier needs no campaign."""
+    __tablename__ = "checkout_codes"
+    __table_args__ = (UniqueConstraint("merchant_id", "code", name="uq_checkout_code"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    entry_id: Mapped[str] = mapped_column(ForeignKey("entries.id"), index=True)
+    code: Mapped[str] = mapped_column(String(8))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    expires_at_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), nullable=True)
 
 
 class Payout(Base):

@@ -34,12 +34,13 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy import Engine
 
 from cloud.http.app import create_app
-from cloud.services import auth, provision
+from cloud.services import auth, checkout, provision
 from cloud.settings import Settings
 from cloud.store.engine import SessionFactory
 from protocol.rotation import window
 from tests.cloud.conftest import ADMIN_KEY, MASTER_KEY, VISITOR_SECRET, Clock, World, public_hex
 from tests.cloud.test_resolve_orders import PERIOD, code_at, enter, share
+from tests.cloud.test_sales import click_token
 
 POSITIVE_EXAMPLES = 25  # per operation: valid requests
 NEGATIVE_EXAMPLES = 10  # per operation: requests that break the document (must be 4xx)
@@ -58,7 +59,8 @@ NO_SUCCESS_EXPECTED: dict[str, str] = {
 NO_ERROR_EXPECTED = {"GET /healthz": "no parameters, no key"}
 # Keyless operations whose every request fits the document, and why.
 NO_INVALID_REQUEST = {"GET /me/earnings": "its one parameter, a cookie, takes any string",
-                      "POST /entries/{entry_id}/share": "its one parameter, the entry id, takes any string"}
+                      "POST /entries/{entry_id}/share": "its one parameter, the entry id, takes any string",
+                      "GET /e/{entry_id}/pay": "its one parameter, the entry id, takes any string"}
 
 
 def _header(response: Any, name: str) -> str:
@@ -125,6 +127,8 @@ def _provision(client: TestClient, sf: SessionFactory, clock: Clock, world: Worl
     order = client.post("/orders", json={"entry_id": b["entry_id"], "amount_minor": 500},
                         headers={**h, "Idempotency-Key": "fuzz-1"}).json()
     client.cookies.clear()
+    click = click_token(sf, b["entry_id"], world.campaign["campaign_id"], int(clock.t * 1000), "fuzz-click")
+    checkout_code = checkout.issue(sf, b["entry_id"], int(clock.t * 1000))["code"]
     key_ids = {k["key_id"] for k in auth.list_keys(sf, mid)} - {victim["key_id"]}
     # revocation is final: a gateway of its own, so that rotation (of the world's) can succeed
     spare_key = public_hex(Ed25519PrivateKey.generate())
@@ -136,7 +140,7 @@ def _provision(client: TestClient, sf: SessionFactory, clock: Clock, world: Worl
              "device_id": world.devices[0]["device_id"], "entry_id": b["entry_id"],
              "order_id": order["order_id"], "participant_id": order["payouts"][0]["participant_id"],
              "key_id": victim["key_id"], "merchant_id": mid, "gateway_id": world.gateway_id,
-             "code": code, "mcode_visitor": b_visitor},
+             "code": code, "mcode_visitor": b_visitor, "click_token": click, "checkout_code": checkout_code},
         own={**{op: spare for op in DESTRUCTIVE},
              "POST /devices": many_slots, "POST /admin/devices": many_slots,
              "POST /gateways/{gateway_id}/revoke": spare_gw,
@@ -314,10 +318,13 @@ OPERATION_IDS = {
     "GET /me/earnings": "get_my_earnings", "GET /healthz": "healthz", "GET /r/{code}": "resolve_code",
     "POST /entries/{entry_id}/share": "share_entry", "GET /merchant": "get_merchant_page",
     "GET /merchant/stats.json": "get_merchant_stats",
+    "POST /sales/online": "report_online_sale", "POST /sales/till": "record_till_sale",
+    "GET /e/{entry_id}/pay": "pay_at_counter",
     "POST /gateways/{gateway_id}/revoke": "revoke_gateway",
     "POST /gateways/{gateway_id}/rotate": "rotate_gateway",
 }
-RATE_LIMITED = {"GET /r/{code}", "POST /entries/{entry_id}/share", "GET /me/earnings"}
+RATE_LIMITED = {"GET /r/{code}", "POST /entries/{entry_id}/share", "GET /me/earnings",
+                "GET /e/{entry_id}/pay"}
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 

@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from cloud.services import auth
+from cloud.services import auth, checkout
 from cloud.store.engine import SessionFactory
 from protocol.rotation import window
 from tests.cloud.conftest import ADMIN_KEY, Clock, World, provision_world
 from tests.cloud.test_resolve_orders import PERIOD, code_at, enter, share
+from tests.cloud.test_sales import click_token
 
 GW_B = "00000000000000b2"
 
@@ -41,11 +42,14 @@ def _tenant(client: TestClient, sf: SessionFactory, clock: Clock, base: str, nam
     order = client.post("/orders", json={"entry_id": b["entry_id"], "amount_minor": 100},
                         headers={**h, "Idempotency-Key": f"{name}-1"}).json()
     key_id = auth.list_keys(sf, mid)[-1]["key_id"]
+    click = click_token(sf, b["entry_id"], w.campaign["campaign_id"], int(clock.t * 1000), f"click-{name}")
+    pay = checkout.issue(sf, b["entry_id"], int(clock.t * 1000))["code"]
     return Tenant(w, keys, {
         "campaign_id": w.campaign["campaign_id"], "location_id": loc["location_id"],
         "device_id": w.devices[0]["device_id"], "entry_id": b["entry_id"], "order_id": order["order_id"],
         "participant_id": order["payouts"][0]["participant_id"], "key_id": key_id, "merchant_id": mid,
-        "gateway_id": gw, "payout_id": _payout(sf, order["order_id"])})
+        "gateway_id": gw, "click_token": click, "checkout_code": pay,
+        "payout_id": _payout(sf, order["order_id"])})
 
 
 def _payout(sf: SessionFactory, order_id: int) -> int:
@@ -63,6 +67,7 @@ PUBLIC = {
     "GET /r/{code}": "codes are public; rate-limited",
     "POST /entries/{entry_id}/share": "entry ids are 128-bit secrets held by the shopper",
     "GET /me/earnings": "by the caller's own visitor cookie only",
+    "GET /e/{entry_id}/pay": "entry ids are 128-bit secrets held by the shopper; rate-limited",
     "GET /log/checkpoint": "a signed tree size and root hash; rate-limited",
     "GET /log/proof/inclusion": "hashes only; rate-limited",
     "GET /log/proof/consistency": "hashes only; rate-limited",
@@ -78,6 +83,8 @@ BODIES: dict[str, Any] = {
     "POST /devices": lambda b: {"campaign_id": b["campaign_id"]},
     "POST /keys": lambda b: {"merchant_id": b["merchant_id"], "role": "technician"},
     "POST /orders": lambda b: {"entry_id": b["entry_id"], "amount_minor": 100},
+    "POST /sales/online": lambda b: {"click_token": b["click_token"], "amount_minor": 100},
+    "POST /sales/till": lambda b: {"checkout_code": b["checkout_code"], "amount_minor": 100},
     "PATCH /campaigns/{campaign_id}": lambda b: {"pool_minor": 1},
     "POST /sharers/{participant_id}/account": lambda b: {"account_ref": "member 7"},
     "POST /gateways/{gateway_id}/rotate": lambda b: {"public_key": "3d4017c3e843895a92b70aa74d1b7ebc9c982c"
@@ -144,7 +151,8 @@ def test_every_endpoint_as_a_against_b(client: TestClient, tenants: tuple[Tenant
             "POST /devices/{device_id}/key", "DELETE /keys/{key_id}", "GET /entries/{entry_id}/chain",
             "POST /sharers/{participant_id}/account",
             "GET /gateway/devices", "GET /merchant/stats.json", "POST /admin/merchants",
-            "POST /gateways/{gateway_id}/revoke", "POST /gateways/{gateway_id}/rotate"}
+            "POST /gateways/{gateway_id}/revoke", "POST /gateways/{gateway_id}/rotate",
+            "POST /sales/online", "POST /sales/till"}
     assert must <= walked, must - walked
 
 
