@@ -28,6 +28,7 @@ MERCHANT_LABELS = {
     "paid": ("付给酬客（不含已退款订单）", "Paid to sharers (refunds excluded)"),
     "none": ("尚无设备", "No devices yet"),
     "access": ("账号与分享链接", "People and shared links"),
+    "devices": ("各设备", "Each device"),
     "gaps_note": ("缺失：设备日志序号中未收到的记录数。",
                   "Gaps: records missing from a device's log sequence."),
     "logout": ("退出登录", "Sign out"),
@@ -58,12 +59,12 @@ def environment() -> Environment:
 
 
 def merchant_page(merchant_name: str, stats: dict[str, Any], csrf: str | None = None,
-                  owner: bool = False) -> str:
+                  owner: bool = False, dashboard: str = "") -> str:
     """The merchant page (商户页) from `stats.merchant_stats`; with a login's `csrf` token, a
     sign-out button."""
     return environment().get_template("merchant.html").render(
         L=MERCHANT_LABELS, merchant_name=merchant_name, stats=stats, totals=stats["totals"], csrf=csrf,
-        owner=owner)
+        owner=owner, dashboard=dashboard)
 
 
 def login_page(csrf: str, error: str | None, ttl_s: int) -> str:
