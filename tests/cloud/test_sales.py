@@ -200,3 +200,31 @@ def test_pay_page_refusals_are_pages(client: TestClient, world: World, clock: Cl
     _, b = chain_of_two(client, world, clock)
     r = client.get(f"/e/{b['entry_id']}/pay?lang=en", headers={"Accept-Language": "zh-CN"})
     assert "Pay at the counter" in r.text and client.cookies.get("lang") == "en"
+
+
+def test_go_redirects_with_a_click_token_the_shop_reports(client: TestClient, world: World,
+                                                           clock: Clock) -> None:
+    _, b = chain_of_two(client, world, clock)
+    r = client.get(f"/go/{b['entry_id']}", headers={"Accept": HTML, "Accept-Language": "en"},
+                   follow_redirects=False)
+    assert r.status_code == 404 and "no online shop" in r.text
+    assert r.headers["content-type"].startswith("text/html")
+    refused(client.get(f"/go/{b['entry_id']}", follow_redirects=False), 404, "no_target")  # an API client
+    cid = world.campaign["campaign_id"]
+    r = client.patch(f"/campaigns/{cid}", json={"target_url": "https://shop.example/p?sku=7#top"},
+                     headers=auth(world, "-"))
+    assert r.status_code == 200, r.text
+    tokens = []
+    for _ in range(2):  # each click is a new token
+        r = client.get(f"/go/{b['entry_id']}", headers={"Accept": HTML}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["referrer-policy"] == "no-referrer"
+        m = re.fullmatch(r"https://shop\.example/p\?sku=7&mcode_click=([A-Za-z0-9_-]{22})#top",
+                         r.headers["location"])
+        assert m, r.headers["location"]
+        tokens.append(m.group(1))
+    assert tokens[0] != tokens[1]
+    ans = online(client, world, "shop-1", tokens[1]).json()
+    assert ans["channel"] == "online" and ans["entry_id"] == b["entry_id"]
+    r = client.get("/go/0123456789abcdef0123456789abcdef",
+                   headers={"Accept": HTML, "Accept-Language": "zh-CN"})
+    assert r.status_code == 404 and "没有该进店记录" in r.text
