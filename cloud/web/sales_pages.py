@@ -61,11 +61,17 @@ def pick_lang(query: str | None, cookie: str | None, accept_language: str) -> st
     return "zh-CN"
 
 
+ZERO_DECIMALS = frozenset({"JPY", "KRW", "VND", "CLP", "ISK"})  # ISO 4217 exponent 0
+
+
 def money(minor: int, currency: str = "CNY") -> str:
-    """¥20.00 from 2000 (two decimals; the ISO code stands in for an unknown symbol)."""
+    """¥20.00 from 2000 CNY, ¥2,000 from 2000 JPY (ISO 4217 exponent 2, or 0 for ZERO_DECIMALS);
+    the ISO code stands in for an unknown symbol. Exact: integer arithmetic only."""
     sign = "-" if minor < 0 else ""
-    units, cents = divmod(abs(minor), 100)
     symbol = CURRENCY_SYMBOLS.get(currency, f"{currency} ")
+    if currency in ZERO_DECIMALS:
+        return f"{sign}{symbol}{abs(minor):,}"
+    units, cents = divmod(abs(minor), 100)
     return f"{sign}{symbol}{units:,}.{cents:02d}"
 
 

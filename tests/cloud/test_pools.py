@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from cloud.services.pools import MAX_POOL_BP, MAX_POOL_MINOR, pool_for
 from cloud.services.rules import RED_BALLOON_RULE, split
+from cloud.web.sales_pages import money
 
 amounts = st.integers(min_value=1, max_value=2**63 - 1)  # what an order's amount column holds
 bps = st.integers(min_value=0, max_value=MAX_POOL_BP)
@@ -72,3 +73,9 @@ def test_edges() -> None:
 def test_docs_state_the_rule() -> None:
     doc = (Path(__file__).resolve().parents[2] / "docs" / "rules.md").read_text()
     assert "## Pools" in doc and "floor(amount_minor × pool_bp / 10000)" in doc
+
+
+def test_money_is_formatted_exactly() -> None:
+    assert money(2000) == "¥20.00" and money(5) == "¥0.05" and money(-123456) == "-¥1,234.56"
+    assert money(2000, "JPY") == "¥2,000" and money(199, "USD") == "$1.99" and money(100, "CHF") == "CHF 1.00"
+    assert money(10**12) == "¥10,000,000,000.00"
