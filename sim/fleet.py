@@ -168,7 +168,9 @@ class Fleet:
         return self
 
     def _set_target(self, sf: Any, campaign_id: int) -> None:
-        """The campaign's online shop is the demo's (its landing page's button goes there)."""
+        """The campaign's online shop is the demo's (its landing page's button goes there). Set on
+        the row: the service takes https target URLs only, and the demo's shop is plain HTTP on
+        loopback."""
         from cloud.store.models import Campaign
 
         with sf.begin() as s:
