@@ -80,6 +80,10 @@ class Cloud:
         raise ToolError(_("Say which campaign with --campaign. The campaigns are: {names}").format(
             names=names), BAD_INPUT)
 
+    def install(self, device_id: str, location_id: int) -> dict[str, Any]:
+        """Mark the device installed at the location, now."""
+        return dict(self._call("POST", f"/devices/{device_id}/install", {"location_id": location_id}))
+
     def register(self, campaign_id: int, location_id: int, board: str, label: str) -> dict[str, Any]:
         return dict(self._call("POST", "/devices", {"campaign_id": campaign_id, "location_id": location_id,
                                                     "board": board, "label": label}))

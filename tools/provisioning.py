@@ -5,8 +5,8 @@
   2. write that config where the firmware reads it (config.json in the flash root, the JSON the
      cloud sent: firmware/config.py) and read it back by sha256;
   3. reset it and watch the boot log: no crash or safe mode, and the device's id and code;
-  4. "installed at the location": the cloud has no install call, so the location goes with the
-     registration (location_id), which the device list then shows.
+  4. installed at the location: POST /devices/{id}/install, which the device list then shows
+     (installed_at_ms) next to the location.
 
 A board that had another identity loses that identity's scan log and sealed overlay
 (devconfig.bin): they belong to the old device id. Steps done are recorded in an optional
@@ -144,6 +144,9 @@ def provision(port: str, cloud: Cloud, board: str, location: str, campaign: str 
         entry["config_sha256"] = write_config(link, cfg)
         save()
         rep = watch_boot(link, cfg["device_id"], boot_s, on_line)
-    entry.update(booted=True, code=rep.code, installed_at=time.strftime("%Y-%m-%d"))
+    entry.update(booted=True, code=rep.code)
+    save()
+    done = cloud.install(entry["device_id"], int(entry.get("location_id") or loc["location_id"]))
+    entry.update(installed_at=time.strftime("%Y-%m-%d", time.gmtime(done["installed_at_ms"] / 1000)))
     save()
     return entry

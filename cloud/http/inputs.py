@@ -144,6 +144,11 @@ class LocationIn(Strict):
     address: str = Field("", json_schema_extra=checked(maxLength=400))
 
 
+class InstallIn(Strict):
+    """Where a technician mounted the device."""
+    location_id: Id
+
+
 class DeviceFields(BaseModel):
     campaign_id: Id
     slot: I32 | None = Field(None, description="default: the lowest free slot",

@@ -123,6 +123,8 @@ class DeviceOut(Out):
     board: str
     printed: bool
     code: str | None = Field(description="a printed device's fixed code; null for a display")
+    installed_at_ms: int | None = Field(default=None, description="when a technician marked it installed "
+                                        "at its location; null until then")
 
 
 class DeviceList(Out):

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, literal_column, select
 
 from cloud.store.engine import SessionFactory
 from cloud.store.models import Campaign, Device, Entry, Event, Order, Participant, Payout
@@ -62,6 +62,12 @@ def period(name: str, now_ms: int, start_ms: int | None = None, end_ms: int | No
 def _pairs(rows: Any) -> dict[Any, Any]:
     """{first column: second} of a two-column result (dict() would take a Result for a mapping)."""
     return {r[0]: r[1] for r in rows}
+
+
+def _bucket(col: Any, p: Period) -> Any:
+    """The bucket index of a time, with the numbers written into the SQL: as bound parameters the
+    SELECT's and the GROUP BY's expressions would differ for PostgreSQL."""
+    return (col - literal_column(str(int(p.start_ms)))) // literal_column(str(int(p.bucket_ms)))
 
 
 def _in(col: Any, p: Period) -> ColumnElement[bool]:
@@ -122,18 +128,18 @@ def series(sf: SessionFactory, merchant_id: int, p: Period) -> list[dict[str, in
     with sf() as s:
         e = _pairs(
             s.execute(
-                select((Entry.created_at_ms - p.start_ms) // p.bucket_ms, func.count(Entry.id))
+                select(_bucket(Entry.created_at_ms, p), func.count(Entry.id))
                 .where(Entry.campaign_id.in_(mine), _in(Entry.created_at_ms, p))
-                .group_by((Entry.created_at_ms - p.start_ms) // p.bucket_ms)
+                .group_by(_bucket(Entry.created_at_ms, p))
             ).all()
         )
         o = _pairs(
             s.execute(
-                select((Order.created_at_ms - p.start_ms) // p.bucket_ms, func.count(Order.id))
+                select(_bucket(Order.created_at_ms, p), func.count(Order.id))
                 .where(
                     Order.merchant_id == merchant_id, Order.status == "placed", _in(Order.created_at_ms, p)
                 )
-                .group_by((Order.created_at_ms - p.start_ms) // p.bucket_ms)
+                .group_by(_bucket(Order.created_at_ms, p))
             ).all()
         )
     n = (p.end_ms - p.start_ms) // p.bucket_ms

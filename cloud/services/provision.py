@@ -161,7 +161,7 @@ def device_dict(d: Device, c: Campaign) -> dict[str, Any]:
     """A device as merchants and technicians list it: no key."""
     return {"device_id": d.id, "campaign_id": c.id, "base_code": c.base_code, "slot": d.slot,
             "label": d.label, "location": d.location, "location_id": d.location_id, "board": d.board,
-            "printed": d.printed, "code": printed_code(d, c)}
+            "printed": d.printed, "code": printed_code(d, c), "installed_at_ms": d.installed_at_ms}
 
 
 def list_devices(sf: SessionFactory, merchant_id: int) -> list[dict[str, Any]]:
@@ -212,3 +212,18 @@ def list_gateways(sf: SessionFactory, merchant_id: int) -> list[dict[str, Any]]:
         gws = s.scalars(select(Gateway).where(Gateway.merchant_id == merchant_id).order_by(Gateway.id))
         return [{"gateway_id": g.id, "public_key": g.public_key.hex(), "merchant_id": g.merchant_id,
                  "label": g.label} for g in gws]
+
+
+def install_device(sf: SessionFactory, p: Principal, device_id: str, location_id: int,
+                   now_ms_: int) -> dict[str, Any]:
+    """A technician marks a device installed at one of its tenant's locations (again moves it)."""
+    with sf.begin() as s:
+        d = s.get(Device, device_id.strip().lower())
+        c = s.get(Campaign, d.campaign_id) if d is not None else None
+        if d is None or c is None or not sees(p, c.merchant_id):
+            raise not_found("unknown_device", "no such device", "设备不存在")
+        loc = s.get(Location, location_id)
+        if loc is None or loc.merchant_id != c.merchant_id:
+            raise not_found("unknown_location", "no such location", "位置不存在")
+        d.location_id, d.location, d.installed_at_ms = loc.id, loc.name, now_ms_
+        return device_dict(d, c)

@@ -171,6 +171,8 @@ class Device(Base):
     # never rotates; it proves nothing about presence, so it is only as good as a QR code
     printed: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    # when a technician marked it installed at its location (mcode tools provision's last step)
+    installed_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class Gateway(Base):

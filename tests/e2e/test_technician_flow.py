@@ -70,6 +70,7 @@ def test_register_flash_provision_verify_show_tap_collect(tmp_path: Path) -> Non
         assert r.returncode == 0, r.stdout + r.stderr
         devs = httpx.get(f"{fleet.api}/devices", headers=mk).json()["devices"]
         assert len(devs) == 1 and devs[0]["location_id"] == loc["location_id"]
+        assert devs[0]["installed_at_ms"] is not None  # provision marked it installed there
         dev_id = devs[0]["device_id"]
         # 3. verify (every file read back, self-test) and reboot
         r = tools("verify", board.port)

@@ -10,8 +10,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from cloud.http import schemas as o
-from cloud.http.deps import SF, Techish
-from cloud.http.inputs import DeviceIn
+from cloud.http.deps import SF, Now, Techish
+from cloud.http.inputs import DeviceIn, InstallIn
 from cloud.http.params import AdminTenant
 from cloud.http.schemas import KEYED, errors
 from cloud.services import auth, provision
@@ -45,3 +45,11 @@ def rekey_device(device_id: str, sf: SF, p: Techish) -> dict[str, Any]:
     and returns its flashing config, the new key included. Only for a device not yet in use (no
     event, no entry) and registered within 24 hours: else 409 device_in_service."""
     return provision.rekey_device(sf, p, device_id)
+
+
+@router.post("/devices/{device_id}/install", tags=["registry"], response_model=o.DeviceOut,
+             responses=errors(*KEYED, 404))
+def install_device(device_id: str, body: InstallIn, sf: SF, p: Techish, now: Now) -> dict[str, Any]:
+    """Marks the device installed at one of the tenant's locations, now (the last step of `mcode
+    tools provision`); installing again moves it."""
+    return provision.install_device(sf, p, device_id, body.location_id, int(now() * 1000))
