@@ -271,7 +271,8 @@ def test_concurrent_writers_leave_no_fork_and_no_gap(log_client: TestClient, sf:
     entries = []
     for w in (world, other):
         for _ in range(3):
-            entries.append((w.merchant["merchant_id"], enter(log_client, code_at(w, window(clock.t, PERIOD)))))
+            e = enter(log_client, code_at(w, window(clock.t, PERIOD)))
+            entries.append((w.merchant["merchant_id"], e))
 
     def work(i: int) -> None:
         mid, e = entries[i % len(entries)]
@@ -289,3 +290,22 @@ def test_concurrent_writers_leave_no_fork_and_no_gap(log_client: TestClient, sf:
     assert {m["order"] for m in kinds if m["k"] == "order"} == order_ids and len(order_ids) == 40
     assert {(m["gw"].hex(), m["bseq"]) for m in kinds if m["k"] == "batch"} == batches
     assert len([m for m in kinds if m["k"] == "posting"]) == 40
+
+
+def test_trust_log_off_logs_nothing(sf: SessionFactory, world: World, clock: Clock) -> None:
+    tlog.configure(sf, False)
+    taps(sf, world, clock)
+    with sf() as s:
+        assert s.scalars(select(LogLeaf)).all() == [] and s.scalars(select(BatchEnvelope)).all() == []
+        assert tlog.state(s).size == 0
+
+
+def test_log_keys(tmp_path: Path) -> None:
+    made = tlog.log_signer(tmp_path / "k", "log.test/a")
+    assert tlog.log_signer(tmp_path / "k", "log.test/a").verifier == made.verifier  # made once, then read
+    with pytest.raises(ValueError):
+        tlog.log_signer(tmp_path / "k", "log.test/other")  # the file names another log
+    one, two = (tlog.derived_signer(b"m" * 32, "log.test/a") for _ in range(2))
+    assert one.verifier == two.verifier != tlog.derived_signer(b"n" * 32, "log.test/a").verifier
+    assert [v.name for v in tlog.witness_keys(f"{WITNESS.verifier.vkey()}, {made.verifier.vkey()}")] == [
+        "witness.test/w1", "log.test/a"]
