@@ -345,6 +345,7 @@ def profile_core(dbs: Databases, w: Workload, copy: bool) -> str:
     prof.disable()
     s = io.StringIO()
     pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(25)
+    pstats.Stats(prof, stream=s).sort_stats("cumulative").print_stats("cloud/services/ingest", 12)
     return s.getvalue()
 
 

@@ -1,5 +1,7 @@
 """Code resolution cost against the number of devices: GET /r/{code} requests/s and latency on a
-database of 100 campaigns x 1,000 devices, as a ratio of one of 1 campaign x 10 devices, same run.
+database of 100 campaigns x 1,000 devices, as a ratio of one of 1 campaign x 10 devices, same run;
+and both as a ratio of a trivial FastAPI GET in the same run (issue 17: >= 0.5x its requests/s, p99
+<= 3x its p99).
 
 Run: python -m benchmarks.cloud_resolve [--campaigns 100 --devices 1000 --requests 5000
      --concurrency 8 --rounds 3] [--quick] [--json]
@@ -16,9 +18,14 @@ answered. Every request is a valid current code of a random device, computed as 
 base code, device by slot, the rotating value checked, an entry written and committed. Every answer
 must be 200.
 
-Rounds alternate the order (small then big, big then small); each run is preceded by `warmup`
-untimed requests. Reported: requests/s, p50, p99 (ms) per run, and big/small ratios, medians; also
-the CPU per request of the server process and of the load generator (both on the same 2 cores).
+The trivial GET is a FastAPI app of one `async def` route, `GET /r/{code}` returning
+`{"code": code}`, on uvicorn in its own process the same way, sent the same codes. Every request asks
+for JSON (`Accept: application/json`): the API's answer, not the page a browser gets.
+
+Rounds alternate the order (small then big, big then small; the trivial GET first, then last); each
+run is preceded by `warmup` untimed requests. Reported: requests/s, p50, p99 (ms) per run, and
+big/small and big/trivial ratios, medians; also the CPU per request of the server process and of
+the load generator (both on the same 2 cores).
 """
 
 from __future__ import annotations
@@ -95,11 +102,13 @@ def current_codes(devices: list[tuple[str, int, bytes]], slots: int, n: int, see
 class Server:
     """The app on uvicorn in its own process (this module's --serve mode)."""
 
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: Path | None) -> None:
+        """The app on the database `db`, or (None) the trivial GET."""
         self.port = free_port()
         root = Path(__file__).resolve().parents[1]
-        self.p = subprocess.Popen([sys.executable, "-m", "benchmarks.cloud_resolve", "--serve", "--db",
-                                   str(db), "--port", str(self.port)], cwd=root)
+        what = ["--db", str(db)] if db is not None else ["--trivial"]
+        self.p = subprocess.Popen([sys.executable, "-m", "benchmarks.cloud_resolve", "--serve", *what,
+                                   "--port", str(self.port)], cwd=root)
         try:
             wait_port(self.port, timeout=60)
         except TimeoutError:
@@ -120,12 +129,28 @@ class Server:
         self.p.wait(30)
 
 
-def serve(db: str, port: int) -> None:
+def trivial_app() -> Any:
+    """The baseline: FastAPI's own cost for a GET with a path parameter and a JSON answer."""
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/r/{code}")
+    async def r(code: str) -> dict[str, str]:
+        return {"code": code}
+
+    return app
+
+
+def serve(db: str | None, port: int) -> None:
     import uvicorn
 
     from cloud.http.app import create_app
-    st = Settings(db_url=f"sqlite:///{db}", master_key=MASTER_KEY, rate_client_burst=0,
-                  rate_campaign_fail_burst=0)
+    if db is None:
+        uvicorn.run(trivial_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        return
+    st = Settings(db_url=f"sqlite:///{db}", master_key=MASTER_KEY, visitor_secret="bench-visitor-secret",
+                  rate_client_burst=0, rate_campaign_fail_burst=0)
     uvicorn.run(create_app(st), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
@@ -135,7 +160,8 @@ async def _load(url: str, codes: list[str], concurrency: int) -> tuple[float, li
     bad = 0
     it = iter(codes)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60,
+                                 headers={"Accept": "application/json"}) as client:
         async def one() -> None:
             nonlocal bad
             for code in it:
@@ -180,21 +206,30 @@ def measure(n_campaigns: int, n_devices: int, small_campaigns: int, small_device
         devices = {k: build_db(p, c, n) for k, (p, c, n) in dbs.items()}
         build_s = time.perf_counter() - t0
         servers = {k: Server(p) for k, (p, _, _) in dbs.items()}
+        servers["trivial"] = Server(None)
         runs: list[dict[str, Any]] = []
         try:
             for r in range(rounds):
                 order = ("small", "big") if r % 2 == 0 else ("big", "small")
-                got = {k: run_one(servers[k], devices[k], dbs[k][2], requests, warmup, concurrency, 100 * r)
-                       for k in order}
+                sequence = ("trivial", *order) if r % 2 == 0 else (*order, "trivial")
+                data = {k: "small" if k == "trivial" else k for k in sequence}  # whose codes to send
+                got = {k: run_one(servers[k], devices[data[k]], dbs[data[k]][2], requests, warmup,
+                                  concurrency, 100 * r) for k in sequence}
                 row = {"round": r + 1, "order": "/".join(order), "small": got["small"], "big": got["big"],
+                       "trivial": got["trivial"],
                        "rps_ratio": got["big"]["rps"] / got["small"]["rps"],
-                       "p99_ratio": got["big"]["p99_ms"] / got["small"]["p99_ms"]}
+                       "p99_ratio": got["big"]["p99_ms"] / got["small"]["p99_ms"],
+                       "vs_trivial": {f"{k}_{m}": got[k][f] / got["trivial"][f] for k in ("small", "big")
+                                      for m, f in (("rps", "rps"), ("p99", "p99_ms"))}}
                 runs.append(row)
                 if verbose:
+                    vt = row["vs_trivial"]
                     print(f"round {r + 1} ({row['order']}): small {got['small']['rps']:,.0f} req/s p99 "
                           f"{got['small']['p99_ms']:.1f} ms; big {got['big']['rps']:,.0f} req/s p99 "
-                          f"{got['big']['p99_ms']:.1f} ms; big/small req/s {row['rps_ratio']:.3f}, p99 "
-                          f"{row['p99_ratio']:.3f}", file=sys.stderr, flush=True)
+                          f"{got['big']['p99_ms']:.1f} ms; trivial {got['trivial']['rps']:,.0f} req/s p99 "
+                          f"{got['trivial']['p99_ms']:.1f} ms; big/small req/s {row['rps_ratio']:.3f}, p99 "
+                          f"{row['p99_ratio']:.3f}; big/trivial req/s {vt['big_rps']:.3f}, p99 "
+                          f"{vt['big_p99']:.3f}", file=sys.stderr, flush=True)
         finally:
             for s in servers.values():
                 s.stop()
@@ -210,6 +245,10 @@ def measure(n_campaigns: int, n_devices: int, small_campaigns: int, small_device
                 "big_p99_ms": _spread([x["big"]["p99_ms"] for x in runs]),
                 "rps_ratio": _spread([x["rps_ratio"] for x in runs]),
                 "p99_ratio": _spread([x["p99_ratio"] for x in runs]),
+                "trivial_rps": _spread([x["trivial"]["rps"] for x in runs]),
+                "trivial_p99_ms": _spread([x["trivial"]["p99_ms"] for x in runs]),
+                **{f"{k}_vs_trivial": _spread([x["vs_trivial"][k] for x in runs])
+                   for k in ("small_rps", "small_p99", "big_rps", "big_p99")},
                 "small_server_cpu_ms_per_req": _spread([x["small"]["server_cpu_ms_per_req"] for x in runs]),
                 "big_server_cpu_ms_per_req": _spread([x["big"]["server_cpu_ms_per_req"] for x in runs]),
                 "client_cpu_ms_per_req": _spread([x[k]["client_cpu_ms_per_req"] for x in runs
@@ -230,10 +269,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--json", action="store_true", help="one JSON line instead of the summary")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--db", help=argparse.SUPPRESS)
+    ap.add_argument("--trivial", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.serve:
-        serve(a.db, a.port)
+        serve(None if a.trivial else a.db, a.port)
         return
     if a.quick:
         a.campaigns, a.devices, a.requests, a.warmup, a.rounds = 10, 100, 500, 50, 2
@@ -251,6 +291,11 @@ def main(argv: list[str] | None = None) -> None:
           f"(min {s['p99_ratio']['min']:.3f}, max {s['p99_ratio']['max']:.3f}); "
           f"{a.requests} requests per run, {a.concurrency} connections, "
           f"{a.rounds} rounds; rate limits off; databases built in {res['build_s']} s")
+    print(f"against a trivial FastAPI GET ({s['trivial_rps']['median']:,.0f} req/s, p99 "
+          f"{s['trivial_p99_ms']['median']:.1f} ms): big req/s {s['big_rps_vs_trivial']['median']:.3f} "
+          f"(min {s['big_rps_vs_trivial']['min']:.3f}, max {s['big_rps_vs_trivial']['max']:.3f}), p99 "
+          f"{s['big_p99_vs_trivial']['median']:.2f}x; small req/s {s['small_rps_vs_trivial']['median']:.3f}, "
+          f"p99 {s['small_p99_vs_trivial']['median']:.2f}x")
     print(f"CPU per request: server small {s['small_server_cpu_ms_per_req']['median']:.2f} ms, big "
           f"{s['big_server_cpu_ms_per_req']['median']:.2f} ms; load generator (httpx, this process) "
           f"{s['client_cpu_ms_per_req']['median']:.2f} ms")
