@@ -90,7 +90,11 @@ def _start_log_publisher(api: Any, st: Settings) -> None:
     from cloud.services import tlog
 
     if st.trust_log:
-        signer = tlog.settings_signer(st)
+        try:
+            signer = tlog.settings_signer(st)
+        except (OSError, ValueError) as e:
+            typer.echo(f"error: the trust log's key cannot be used / 日志密钥无法使用: {e}", err=True)
+            raise typer.Exit(2) from None
         tlog.Publisher(api.state.session_factory, signer, st.log_checkpoint_interval_s).start()
 
 
