@@ -238,6 +238,9 @@ def test_online_journey(world: World, locale: str) -> None:
         with context(world.browser, PHONE, locale) as friend:
             fp = friend.new_page()
             bad = watch(fp)
+            fp.goto(f"{world.fleet.shop_url}?mcode_click=made-up")  # a token the cloud never gave
+            fp.click("button[type=submit]")
+            assert fp.locator("[role=alert]").count() == 1  # the shop says the cloud refused it
             fp.goto(link)
             fp.click("#go-shop")  # the landing page's button: a redirect with the click token
             fp.wait_for_url(re.compile(re.escape(world.fleet.shop_url) + r"\?mcode_click=.+"))
