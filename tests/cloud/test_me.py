@@ -66,7 +66,8 @@ def test_me_shows_the_payout_held_with_its_date_and_the_recovery_code_once(
     assert paid > 0
     r = client.get("/me", headers=HTML)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-    assert r.headers["cache-control"] == "no-store" and "script-src 'self'" in r.headers["content-security-policy"]
+    assert r.headers["cache-control"] == "no-store"
+    assert "script-src 'self'" in r.headers["content-security-policy"]
     assert '<html lang="en">' in r.text and "My earnings" in r.text
     assert money(paid) in r.text and "¥" in money(paid)
     assert "held until" in r.text and "Level 1" in r.text
