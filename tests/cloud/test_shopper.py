@@ -251,3 +251,18 @@ def test_campaign_landing_fields_are_checked(client: TestClient, world: World, s
     assert (got["target_url"], got["currency"], got["image_url"]) == ("https://shop.example/", "HKD", None)
     cleared = campaigns.update(sf, _owner(world), world.campaign["campaign_id"], {"target_url": None})
     assert cleared["target_url"] is None
+
+
+def test_api_clients_keep_json_and_the_document_says_both(client: TestClient, world: World,
+                                                          clock: Clock) -> None:
+    code = code_at(world, window(clock.t, PERIOD))
+    for accept in (None, "*/*", "application/json"):
+        r = client.get(f"/r/{code}", headers={"Accept": accept} if accept else {})
+        assert (r.status_code, r.headers["content-type"]) == (200, "application/json"), accept
+        r = client.get("/r/5555-12", headers={"Accept": accept} if accept else {})
+        assert (r.status_code, r.json()["code"]) == (404, "unknown_code")
+    op = client.app.openapi()["paths"]["/r/{code}"]["get"]  # type: ignore[attr-defined]
+    assert "application/json" in op["responses"]["200"]["content"]
+    assert "browser" in op["responses"]["303"]["description"]
+    for status in ("400", "404", "410", "429"):
+        assert set(op["responses"][status]["content"]) == {"application/json", "text/html"}, status
