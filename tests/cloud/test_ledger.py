@@ -21,6 +21,8 @@ from protocol.rotation import window
 from tests.cloud.conftest import T0, Clock, World, provision_world
 from tests.cloud.test_resolve_orders import PERIOD, code_at, rotor
 
+AT = int(T0 * 1000)  # orders booked at the entries' time: inside the attribution window
+
 DAY_MS = 24 * 3600 * 1000
 
 
@@ -89,7 +91,7 @@ def test_thousands_of_random_orders_and_refunds_keep_the_books(sf: SessionFactor
             key = f"k{rng.randrange(3000)}"  # repeats are replays of the first answer
             entry = rng.choice(entries)
             try:
-                ans, replayed = orders.place_order(sf, mid, key, entry, 500)
+                ans, replayed = orders.place_order(sf, mid, key, entry, 500, at_ms=AT)
             except Exception as e:  # a reused key with another entry: refused, nothing booked
                 assert getattr(e, "code", "") == "idempotency_conflict"
                 continue
@@ -121,7 +123,7 @@ def test_budget_cap_holds_under_concurrent_orders(sf: SessionFactory) -> None:
     def shop(t: int) -> None:
         try:
             for j in range(6):
-                ans, _ = orders.place_order(sf, mid, f"t{t}-{j}", entries[(t + j) % 4], 100)
+                ans, _ = orders.place_order(sf, mid, f"t{t}-{j}", entries[(t + j) % 4], 100, at_ms=AT)
                 with lock:
                     answers.append(ans)
         except BaseException as e:  # noqa: BLE001 - reported below
@@ -152,7 +154,7 @@ def test_fixed_levels_remainder_goes_back_to_the_merchant(sf: SessionFactory) ->
                      {"rule": "fixed-levels", "rule_params": {"levels_bp": "1000,200,100"},
                       "pool_minor": 10_000})
     entry = chain_entry(sf, world, 2, random.Random(2))
-    ans, _ = orders.place_order(sf, mid, "fl-1", entry, 100)
+    ans, _ = orders.place_order(sf, mid, "fl-1", entry, 100, at_ms=AT)
     assert [p["amount_minor"] for p in ans["payouts"]] == [1000, 200]
     assert (ans["remainder_minor"], ans["remainder_to"], ans["charity_minor"]) == (8_800, "merchant", 0)
     with sf() as s:
