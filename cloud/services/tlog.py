@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 PENDING = "tlog_pending"  # session.info: leaves queued by this transaction
 OFF = "tlog_off"  # session.info (from the session factory): the trust_log setting is off
+# session.info (one set shared by every session of a configured factory): gateway-key refs read
+# back from the log, so committed; the log is append-only, so they stay logged
+KNOWN = "tlog_known"
 MAX_PROOF_SIZE = 1 << 48  # a tree size no request may name beyond the log's own
 
 
@@ -65,6 +68,7 @@ def configure(sf: SessionFactory, on: bool) -> None:
     """The trust_log setting for every session of `sf` (on unless configured off)."""
     info = dict(sf.kw.get("info") or {})
     info[OFF] = not on
+    info.setdefault(KNOWN, set())
     sf.configure(info=info)
 
 
@@ -100,8 +104,8 @@ def _frontier(size: int, blob: bytes) -> merkle.Frontier:
 def append(conn: Connection, items: Sequence[_Pending], t: int) -> int:
     """Append leaves in this transaction; returns the index of the first. The UPDATE comes first:
     it takes the lock every other appender waits for before it reads the size."""
-    conn.execute(update(LogState).where(LogState.id == 1).values(size=LogState.size))
-    size, blob = conn.execute(select(LogState.size, LogState.frontier).where(LogState.id == 1)).one()
+    size, blob = conn.execute(update(LogState).where(LogState.id == 1).values(size=LogState.size)
+                              .returning(LogState.size, LogState.frontier)).one()
     f = _frontier(size, bytes(blob))
     leaf_rows, node_rows = [], []
     for p in items:
@@ -139,16 +143,26 @@ def add_batches(s: Session, accepted: Sequence[tuple[str, int, bytes]], t: int) 
     if not new:
         return
     fresh = set(new)
-    keys = dict(s.execute(select(Gateway.id, Gateway.public_key).where(
-        Gateway.id.in_(sorted({gw for gw, _ in fresh})))).all())
-    gw_refs = {gw: f"gateway:{gw}:{bytes(pub).hex()}" for gw, pub in keys.items()}
-    logged = set(s.scalars(select(LogLeaf.ref).where(LogLeaf.ref.in_(sorted(gw_refs.values())))))
-    for gw, ref in sorted(gw_refs.items()):
-        if ref not in logged:
-            _queue(s, leaves.GATEWAY, ref, leaves.gateway(bytes.fromhex(gw), bytes(keys[gw]), t))
+    _gateway_keys(s, sorted({gw for gw, _ in fresh}), t)
     for (gw, bseq), env in rows:
         if (gw, bseq) in fresh:
             _queue(s, leaves.BATCH, batch_ref(gw, bseq), leaves.batch(bytes.fromhex(gw), bseq, env, t))
+
+
+def _gateway_keys(s: Session, gws: list[str], t: int) -> None:
+    """Queue the current key of each gateway unless the log has it (s.get: the ingest has the
+    gateways in the session already)."""
+    keys = {gw: bytes(g.public_key) for gw in gws if (g := s.get(Gateway, gw)) is not None}
+    refs = {gw: f"gateway:{gw}:{pub.hex()}" for gw, pub in keys.items()}
+    known: set[str] = s.info.get(KNOWN, set())
+    unsure = sorted(r for r in refs.values() if r not in known)
+    if not unsure:
+        return
+    logged = set(s.scalars(select(LogLeaf.ref).where(LogLeaf.ref.in_(unsure))))
+    known.update(logged)
+    for gw, ref in sorted(refs.items()):
+        if ref not in logged and ref not in known:
+            _queue(s, leaves.GATEWAY, ref, leaves.gateway(bytes.fromhex(gw), keys[gw], t))
 
 
 def add_entry(s: Session, e: Entry) -> None:
