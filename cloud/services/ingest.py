@@ -25,6 +25,7 @@ import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import cbor2
@@ -205,35 +206,46 @@ def _events_sql(dialect: Dialect) -> str:
 
 
 _STAGE = "mcode_ingest_stage"  # a temporary table, one per database session, emptied at each commit
-_STAGE_TYPES = ("int4", "text", "int8", "int8", "int2", "int4", "int8", "bytea", "bytea", "text", "int8",
-                "int8")  # ord, then EVENT_COLUMNS: COPY's binary format needs them spelt out
+_STAGE_TYPES = ("text", "int8", "int8", "int2", "int4", "int8", "bytea", "bytea", "text", "int8",
+                "int8")  # EVENT_COLUMNS: COPY's binary format needs them spelt out
+_EVENT_KEY = itemgetter(0, 1, 2)  # (device_id, epoch, seq) of a row in EVENT_COLUMNS order
 
 
 def _copy_sql(dialect: Dialect) -> tuple[str, str, str]:
     """The temporary table, the COPY into it, and the INSERT .. SELECT that moves its new rows into
-    events and says, per (gateway, bseq), how many were new. Rows go in key order (ties: the
-    earlier delivery first), so two workers inserting overlapping records take their locks in the
-    same order, and a record in two deliveries of one transaction counts for the first."""
+    events and says, per (gateway, bseq), how many were new."""
     q = dialect.identifier_preparer
     cols = ", ".join(q.quote(c) for c in EVENT_COLUMNS)
     key = ", ".join(q.quote(c) for c in ("device_id", "epoch", "seq"))
-    typed = ", ".join(f"{q.quote(c)} {t}" for c, t in zip(("ord", *EVENT_COLUMNS), _STAGE_TYPES, strict=True))
+    typed = ", ".join(f"{q.quote(c)} {t}" for c, t in zip(EVENT_COLUMNS, _STAGE_TYPES, strict=True))
     events = q.format_table(Event.__table__)  # type: ignore[arg-type]
     return (f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} ({typed}) ON COMMIT DELETE ROWS",
-            f"COPY {_STAGE} (ord, {cols}) FROM STDIN (FORMAT BINARY)",
-            f"WITH new AS (INSERT INTO {events} ({cols}) SELECT {cols} FROM {_STAGE} ORDER BY {key}, ord "
+            f"COPY {_STAGE} ({cols}) FROM STDIN (FORMAT BINARY)",
+            f"WITH new AS (INSERT INTO {events} ({cols}) SELECT {cols} FROM {_STAGE} "
             f"ON CONFLICT ({key}) DO NOTHING RETURNING gateway_id, bseq) "
             f"SELECT gateway_id, bseq, count(*) FROM new GROUP BY gateway_id, bseq")
 
 
 def _copy_events(conn: Connection, sql: tuple[str, str, str],
                  deliveries: Sequence[Sequence[tuple[Any, ...]]]) -> dict[tuple[str, int], int]:
-    """COPY each delivery's rows (EVENT_COLUMNS) into the stage, tagged with the delivery's place,
-    and insert what is new; returns the new rows per (gateway_id, bseq). Runs on the session's own
-    psycopg connection, inside its transaction; psycopg's errors come out as SQLAlchemy's, so the
-    worker tells a lost connection or a deadlock (retried) from a bug (quarantined)."""
+    """COPY the deliveries' rows (EVENT_COLUMNS) into the stage and insert what is new; returns the
+    new rows per (gateway_id, bseq). A record in two deliveries of one transaction is staged once,
+    for the first (so it counts for that one), and rows are staged in key order, which a freshly
+    emptied temporary table gives back as written: two workers inserting overlapping records lock
+    them in one order (a deadlock all the same would be retried). Runs on the session's own psycopg
+    connection, inside its transaction; psycopg's errors come out as SQLAlchemy's, so the worker
+    tells a lost connection or a deadlock (retried) from a bug (quarantined)."""
     import psycopg  # only on PostgreSQL
 
+    seen: set[tuple[str, int, int]] = set()
+    staged = []
+    for rows in deliveries:
+        for r in rows:
+            k = _EVENT_KEY(r)
+            if k not in seen:
+                seen.add(k)
+                staged.append(r)
+    staged.sort(key=_EVENT_KEY)
     create, copy, merge = sql
     conn.exec_driver_sql(create)
     raw = conn.connection.driver_connection
@@ -242,9 +254,8 @@ def _copy_events(conn: Connection, sql: tuple[str, str, str],
         with raw.cursor() as cur:
             with cur.copy(copy) as cp:
                 cp.set_types(_STAGE_TYPES)
-                for i, rows in enumerate(deliveries):
-                    for r in rows:
-                        cp.write_row((i, *r))
+                for r in staged:
+                    cp.write_row(r)
     except psycopg.Error as e:
         raise sa_exc.DBAPIError.instance(copy, None, e, psycopg.Error, dialect=conn.dialect) from e
     return {(gw, bseq): n for gw, bseq, n in conn.exec_driver_sql(merge)}
