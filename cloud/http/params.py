@@ -19,8 +19,8 @@ CODE_PATTERN = "^[0-9]{1,12}(-[0-9]{1,6})?$"
 GatewayIdQuery = Annotated[str | None, Query(description="admin keys only: the gateway",
                                              json_schema_extra=checked(pattern=HEX_ID))]
 AdminTenant = Annotated[int | None, Query(ge=1, le=I32_MAX, description="the tenant, for admin keys only")]
-CodePath = Annotated[str, Path(description="BASE-SUFFIX (4919-27), the same without the dash (491927), or a bare "
-                                          "base code (4919)",
+CodePath = Annotated[str, Path(description="BASE-SUFFIX (4919-27), the same without the dash (491927), "
+                                          "or a bare base code (4919)",
                               json_schema_extra=checked(pattern=CODE_PATTERN))]
 VisitorCookie = Annotated[str | None, Cookie(alias=VISITOR_COOKIE, description="the shopper's visitor token, "
                                              "as the server signed it, if they have one")]
