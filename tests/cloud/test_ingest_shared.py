@@ -311,7 +311,7 @@ def test_retire_sees_an_unsuback_that_comes_before_unsubscribe_returns(
     client = w._client  # the worker's own paho client: the race is between its two threads
     seen: set[int] = set()
     replied = threading.Event()
-    on_unsubscribe, unsubscribe = client.on_unsubscribe, client.unsubscribe
+    on_unsubscribe, unsubscribe = w._on_unsubscribe, client.unsubscribe
 
     def on_reply(c: mqtt.Client, ud: object, mid: int, rcs: Any, props: Any) -> None:
         on_unsubscribe(c, ud, mid, rcs, props)
@@ -324,7 +324,7 @@ def test_retire_sees_an_unsuback_that_comes_before_unsubscribe_returns(
         return rc, mid
 
     client.on_unsubscribe = on_reply
-    client.unsubscribe = unsubscribe_late  # type: ignore[method-assign]
+    client.unsubscribe = unsubscribe_late  # type: ignore[method-assign,assignment]
     with caplog.at_level("ERROR", logger="cloud.mqtt.worker"):
         w.stop(retire=True, wait_s=WAIT_S)
     assert replied.is_set()
