@@ -29,6 +29,7 @@ EN: dict[str, str] = {
     "no_file": "cannot read {path}: {why}",
     "key_device": "the device key, held only by the cloud and the device",
     "key_witness": "--witness-key",
+    "key_none": "a display code: no key can add it",
     "usage": "give a BUNDLE or --log DIR (not both), and --log-key",
 }
 
@@ -54,6 +55,7 @@ ZH: dict[str, str] = {
     "no_file": "无法读取 {path}：{why}",
     "key_device": "设备密钥（只有云端和设备持有）",
     "key_witness": "见证者公钥 --witness-key",
+    "key_none": "展示码，任何密钥都无法补上",
     "usage": "请给出证明包 BUNDLE 或 --log 目录（二者选一），以及 --log-key",
 }
 

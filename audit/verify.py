@@ -117,12 +117,15 @@ def _walk(found: list[_Leaf], rep: Report) -> dict[str, Any]:
     if not paid <= set(chain):
         raise Refused("broken_chain", f"participants {sorted(paid - set(chain))} are paid but not in "
                                       "the chain")
-    if entry["device"] is None:
-        raise Refused("broken_chain", "the chain does not end at a display code")
-    rep.ok.append(f"share chain of {len(chain)} sharer(s) {chain} ends at display code {entry['code']}")
     rep.facts.update({"order": order["order"], "amount": order["amount"], "pool": order["pool"],
-                      "chain": chain, "display_code": entry["code"], "device": entry["device"].hex(),
-                      "window": entry["window"]})
+                      "chain": chain, "display_code": entry["code"], "window": entry["window"],
+                      "device": entry["device"].hex() if entry["device"] is not None else None})
+    if entry["device"] is None:  # typed as the bare base code: the campaign's, no device, no taps
+        rep.ok.append(f"share chain of {len(chain)} sharer(s) {chain} ends at the bare base code "
+                      f"{entry['code']}")
+        rep.skipped.append((f"presence: {entry['code']} names no display", "none"))
+        return entry
+    rep.ok.append(f"share chain of {len(chain)} sharer(s) {chain} ends at display code {entry['code']}")
     return entry
 
 
@@ -202,5 +205,6 @@ def verify_bundle(b: Bundle, ks: Keys) -> Report:
     rep = Report()
     found = _prove(b, ks, rep)
     entry = _walk(found, rep)
-    _taps(found, entry, ks, rep)
+    if entry["device"] is not None:
+        _taps(found, entry, ks, rep)
     return rep

@@ -248,8 +248,7 @@ def resolve(sf: SessionFactory, code: str, visitor: str | None, now: float) -> d
         else:
             raise _malformed(code)
         s.add(e)
-        if e.via != "base":  # the trust log has no leaf for a bare base code yet (tlog.add_entry
-            tlog.add_entry(s, e)  # wants a device or a parent): issue 16's to add
+        tlog.add_entry(s, e)
         return _entry_dict(e, c)
 
 

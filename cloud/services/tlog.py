@@ -167,7 +167,7 @@ def _gateway_keys(s: Session, gws: list[str], t: int) -> None:
 
 def add_entry(s: Session, e: Entry) -> None:
     """A resolved code: a display (or printed) code names its device and window, a share code the
-    entry that made the sharer."""
+    entry that made the sharer, a bare base code neither."""
     if not enabled(s):
         return
     c = s.get(Campaign, e.campaign_id)
@@ -176,11 +176,11 @@ def add_entry(s: Session, e: Entry) -> None:
         p = s.get(Participant, e.parent_participant_id)
         assert p is not None
         leaf = leaves.shared_entry(e.id, c.id, e.code, p.entry_id, e.created_at_ms)
-    else:
-        assert e.device_id is not None
+    else:  # a display or printed code (device and window, or no window), or a bare base code (neither)
+        dev = bytes.fromhex(e.device_id) if e.device_id is not None else None
         leaf = leaves.encode(leaves.ENTRY, {
-            "entry": leaves.entry_ref(e.id), "campaign": c.id, "code": e.code,
-            "device": bytes.fromhex(e.device_id), "window": e.window, "period": c.period_s, "slots": c.slots,
+            "entry": leaves.entry_ref(e.id), "campaign": c.id, "code": e.code, "device": dev,
+            "window": e.window, "period": c.period_s if dev else None, "slots": c.slots if dev else None,
             "parent": None, "at": e.created_at_ms})
     _queue(s, leaves.ENTRY, f"entry:{entry_key(e.id)}", leaf)
 

@@ -309,3 +309,17 @@ def test_log_keys(tmp_path: Path) -> None:
     assert one.verifier == two.verifier != tlog.derived_signer(b"n" * 32, "log.test/a").verifier
     assert [v.name for v in tlog.witness_keys(f"{WITNESS.verifier.vkey()}, {made.verifier.vkey()}")] == [
         "witness.test/w1", "log.test/a"]
+
+
+def test_a_chain_from_the_bare_base_code_is_proved_without_presence(
+        log_client: TestClient, sf: SessionFactory, world: World, tmp_path: Path) -> None:
+    a = enter(log_client, world.campaign["base_code"])
+    b = enter(log_client, share(log_client, a["entry_id"]))
+    r = order(log_client, world.merchant["api_key"], "base-1", b["entry_id"])
+    assert r.status_code == 201, r.text
+    with sf() as s:
+        pid = s.scalar(select(Payout.id).where(Payout.order_id == r.json()["order_id"], Payout.level == 1))
+    assert pid is not None
+    rep = verify_bundle(parse(_bundle(log_client, world, pid)), Keys(log_key(tmp_path)))
+    assert rep.facts["display_code"] == "4919" and rep.facts["device"] is None
+    assert any("bare base code" in x for x in rep.ok) and any("presence" in w for w, _ in rep.skipped)
