@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cloud.errors import ApiError, not_found
-from cloud.services import tlog
+from cloud.services import people, tlog
 from cloud.store.engine import SessionFactory
 from cloud.store.models import (
     BatchEnvelope,
@@ -142,11 +142,11 @@ def merchant_may_see(merchant_id: int | None) -> MaySee:
     return lambda s, payout, order: merchant_id is None or order.merchant_id == merchant_id
 
 
-def sharer_may_see(visitors: list[str]) -> MaySee:
-    """A sharer sees the payouts to participants made on their phones."""
+def sharer_may_see(visitor: str) -> MaySee:
+    """A sharer sees the payouts to participants made on any phone of theirs (cloud/services/people.py)."""
     def check(s: Session, payout: Payout, order: Order) -> bool:
         if payout.participant_id is None:
             return False
         p = s.get(Participant, payout.participant_id)
-        return p is not None and p.visitor in visitors
+        return p is not None and p.visitor in people.phones_of(s, visitor)
     return check

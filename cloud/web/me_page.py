@@ -36,6 +36,7 @@ ME_LABELS = {
     "paid": ("可提取", "available"),
     "refunded": ("已退款", "refunded"),
     "payout": ("收益编号", "Payout"),
+    "proof": ("下载证明（mcode verify 可核验）", "Download its proof (check it with mcode verify)"),
     "codes": ("我的码", "My codes"),
     "share_codes": ("我的分享码", "My share codes"),
     "saved": ("已保存", "Saved"),

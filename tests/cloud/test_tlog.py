@@ -143,6 +143,8 @@ def test_a_payout_bundle_verifies_and_a_refund_is_logged(log_client: TestClient,
     log_client.cookies.set("mcode_visitor", b_cookie)
     assert log_client.get(f"/me/payouts/{pid}/proof").status_code == 404
     log_client.cookies.set("mcode_visitor", a_cookie)
+    page = log_client.get("/me", headers={"Accept-Language": "zh-CN"})
+    assert f'href="/me/payouts/{pid}/proof"' in page.text and "下载证明" in page.text  # the page links it
     r = log_client.get(f"/me/payouts/{pid}/proof")
     assert r.status_code == 200 and "payout-" in r.headers["content-disposition"]
     assert verify_bundle(parse(r.content), Keys(log_key(tmp_path))).facts["order"] == placed["order_id"]

@@ -128,12 +128,11 @@ def get_payout_proof(payout_id: Annotated[int, id_path("payout")], sf: SF, p: Me
             response_class=Response, responses={200: BUNDLE, **errors(404, 409, 429)})
 def get_my_payout_proof(payout_id: Annotated[int, id_path("payout")], sf: SF, st: SettingsDep,
                         log_key: Signer, visitor: VisitorCookie = None) -> Response:
-    """A sharer's own payout's proof bundle, by the visitor cookie of the phone that made the
-    share code (no key)."""
+    """A sharer's own payout's proof bundle, by the visitor cookie of any of their phones (no key)."""
     vid = codes.visitor_from_token(codes.visitor_key(st.visitor_secret, st.admin_key), visitor)
     if vid is None:
         raise not_found("unknown_payout", "no such payout", "该收益不存在")
-    text = tlog_bundle.payout_bundle(sf, payout_id, tlog_bundle.sharer_may_see([vid]),
+    text = tlog_bundle.payout_bundle(sf, payout_id, tlog_bundle.sharer_may_see(vid),
                                      lambda: tlog.publish(sf, log_key))
     return _bundle(text, payout_id)
 
