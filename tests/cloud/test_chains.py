@@ -18,6 +18,7 @@ from protocol.rotation import window
 from tests.cloud.conftest import T0, Clock, World, provision_world
 from tests.cloud.test_resolve_orders import PERIOD, code_at
 
+AT = int(T0 * 1000)  # orders booked at the entries' time: inside the attribution window
 _BASES = itertools.count(7000)
 SELF = "s" * 22  # one phone's visitor token
 OTHER = "o" * 22
@@ -57,13 +58,13 @@ def test_self_referral_through_own_code_gains_nothing(sf: SessionFactory, world:
     a1 = _enter(sf, code_at(world, window(T0, PERIOD)), SELF)
     a2 = _enter(sf, _share(sf, a1), SELF)
     shopper = _enter(sf, _share(sf, a2), OTHER)
-    ans, _ = orders.place_order(sf, mid, "self-1", shopper["entry_id"], 100)
+    ans, _ = orders.place_order(sf, mid, "self-1", shopper["entry_id"], 100, at_ms=AT)
     assert [p["amount_minor"] for p in ans["payouts"]] == [500]  # not 500 + 250
     assert len(ans["payouts"][0]["merged_participants"]) == 2
     assert ans["charity_minor"] == 500
     # buying through one's own code pays oneself nothing
     me_again = _enter(sf, _share(sf, a1), SELF)
-    ans, _ = orders.place_order(sf, mid, "self-2", me_again["entry_id"], 100)
+    ans, _ = orders.place_order(sf, mid, "self-2", me_again["entry_id"], 100, at_ms=AT)
     assert ans["payouts"] == [] and ans["charity_minor"] == 1000
 
 
@@ -73,7 +74,7 @@ def test_verified_account_merges_two_phones(client: TestClient, sf: SessionFacto
     a_phone1 = _enter(sf, code_at(world, window(T0, PERIOD)), "1" * 22)
     a_phone2 = _enter(sf, _share(sf, a_phone1), "2" * 22)
     shopper = _enter(sf, _share(sf, a_phone2), OTHER)
-    before, _ = orders.place_order(sf, mid, "acc-1", shopper["entry_id"], 100)
+    before, _ = orders.place_order(sf, mid, "acc-1", shopper["entry_id"], 100, at_ms=AT)
     assert [p["amount_minor"] for p in before["payouts"]] == [500, 250]  # two strangers, as far as we know
     with sf() as s:
         pids = {e: s.scalar(select(Participant.id).where(Participant.entry_id == e))
@@ -83,7 +84,7 @@ def test_verified_account_merges_two_phones(client: TestClient, sf: SessionFacto
         assert r.status_code == 200, r.text
     assert len({client.post(f"/sharers/{pid}/account", json={"account_ref": "+86 138 0000 0000"},
                             headers=h).json()["account_id"] for pid in pids.values()}) == 1
-    after, _ = orders.place_order(sf, mid, "acc-2", shopper["entry_id"], 100)
+    after, _ = orders.place_order(sf, mid, "acc-2", shopper["entry_id"], 100, at_ms=AT)
     assert [p["amount_minor"] for p in after["payouts"]] == [500]
     other = client.post(f"/sharers/{pids[a_phone1['entry_id']]}/account",
                         json={"account_ref": "someone else"}, headers=h)
