@@ -2,7 +2,8 @@
 PostgreSQL), the witness (`mcode witness run`) and the verifier (`mcode verify`) as their CLIs.
 
 - A sharer's journey: taps, a display code, a share, a friend's order; the sharer downloads the
-  payout's bundle with their own cookie and `mcode verify` says VERIFIED, with the witness's key.
+  payout's bundle from their earnings page (/me in Chromium at phone size) and `mcode verify` says
+  VERIFIED, with the witness's key.
 - SIGKILL of the API during a burst of orders: after a restart the leaves are contiguous, every
   committed order has its order and posting leaves, and the witness finds the next checkpoint
   consistent with the one it cosigned before the kill.
@@ -147,11 +148,10 @@ def test_sharer_journey_kill_and_forgery(cloud: Cloud, sf: SessionFactory, tmp_p
     assert w.returncode == 0 and "cosigned" in w.stdout, w.stderr
     with sf() as s:
         pid = s.scalar(select(Payout.id).where(Payout.order_id == placed["order_id"], Payout.level == 1))
-    # the sharer's own download, by their cookie; the friend's cookie gets nothing
+    # the sharer downloads it from their earnings page (Chromium, phone size, their cookie); the
+    # friend's cookie gets nothing
     assert friend.get(f"/me/payouts/{pid}/proof").status_code == 404
-    r = sharer.get(f"/me/payouts/{pid}/proof")
-    assert r.status_code == 200, r.text
-    (tmp_path / "payout.json").write_bytes(r.content)
+    download_from_earnings_page(cloud.url, sharer.cookies["mcode_visitor"], tmp_path / "payout.json")
     wvkey = cloud.env["MCODE_CLOUD_WITNESS_KEYS"]
     dkey = f"{world.devices[0]['device_id']}={world.devices[0]['key']}"
     v = run(["verify", str(tmp_path / "payout.json"), "--log-key", log_key, "--witness-key", wvkey,
@@ -194,6 +194,18 @@ def test_sharer_journey_kill_and_forgery(cloud: Cloud, sf: SessionFactory, tmp_p
     v = run(["verify", str(tmp_path / "forged.json"), "--log-key", log_key, "--witness-key", wvkey],
             cloud.env)
     assert v.returncode == 1 and "missing_cosignature" in v.stderr, v.stdout + v.stderr
+
+
+def download_from_earnings_page(url: str, cookie: str, out: Path) -> None:
+    from tests.pw import PHONE, chromium, context
+
+    with chromium() as browser, context(browser, PHONE, "zh-CN") as ctx:
+        ctx.add_cookies([{"name": "mcode_visitor", "value": cookie, "url": url}])
+        page = ctx.new_page()
+        page.goto(f"{url}/me")
+        with page.expect_download() as got:
+            page.click("a.proof")
+        got.value.save_as(out)
 
 
 def forge(sf: SessionFactory, order_id: int) -> None:  # noqa: F811
