@@ -8,13 +8,13 @@ import re
 import secrets
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud.errors import bad_request, conflict, not_found
 from cloud.services.auth import MERCHANT, Principal, forbidden, sees
+from cloud.services.gateway_trust import raw_public_key
 from cloud.store import vault
 from cloud.store.engine import SessionFactory, now_ms
 from cloud.store.models import Campaign, Device, Entry, Event, Gateway, Location, Merchant
@@ -123,12 +123,7 @@ def create_gateway(sf: SessionFactory, gateway_id: str, public_key_hex: str,
     """Registers a gateway's Ed25519 public key (raw 32 bytes, hex). With a merchant, the gateway
     gets command keys only for that merchant's devices."""
     gw_id = _hex_id(gateway_id, "gateway")
-    try:
-        raw = bytes.fromhex(public_key_hex.strip())
-        Ed25519PublicKey.from_public_bytes(raw)
-    except ValueError:
-        raise bad_request("bad_public_key", "public key must be a raw Ed25519 key, 32 bytes as hex",
-                          "公钥须为 32 字节 Ed25519 原始公钥（十六进制）") from None
+    raw = raw_public_key(public_key_hex)
     try:
         with sf.begin() as s:
             if merchant_id is not None and s.get(Merchant, merchant_id) is None:
