@@ -325,3 +325,12 @@ def test_a_chain_from_the_bare_base_code_is_proved_without_presence(
     rep = verify_bundle(parse(_bundle(log_client, world, pid)), Keys(log_key(tmp_path)))
     assert rep.facts["display_code"] == "4919" and rep.facts["device"] is None
     assert any("bare base code" in x for x in rep.ok) and any("presence" in w for w, _ in rep.skipped)
+
+
+def test_the_log_routes_are_rate_limited_per_client(engine: Engine, clock: Clock) -> None:
+    st = dataclasses.replace(SETTINGS, rate_client_burst=2, rate_client_per_s=0.001)
+    with TestClient(create_app(st, engine=engine, clock_=clock), base_url="https://testserver") as c:
+        got = [c.get("/log/checkpoint").status_code for _ in range(3)]
+        assert got == [200, 200, 429]
+        r = c.get("/log/proof/consistency", params={"from": 0, "to": 0})
+        assert r.status_code == 429 and r.headers["retry-after"] and r.json()["message_zh"]
