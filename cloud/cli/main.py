@@ -158,6 +158,9 @@ def _session_factory(db_url: str | None) -> tuple[Settings, Any]:
         st.check()
         sf = vault.session_factory(migrated_engine(st.db_url, st.master_key), st)
         vault.check_opens(sf)
+    from cloud.services import tlog
+
+    tlog.configure(sf, st.trust_log)
     return st, sf
 
 
