@@ -120,7 +120,7 @@ def append(conn: Connection, items: Sequence[_Pending], t: int) -> int:
     return int(size)
 
 
-# What is logged, and the ref each leaf is found by (docs/trust.md, "Where the cloud logs").
+# What is logged, and the ref each leaf is found by (docs/trust.md, "In the cloud").
 
 def batch_ref(gateway_id: str, bseq: int) -> str:
     return f"batch:{gateway_id}:{bseq}"
