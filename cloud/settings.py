@@ -42,8 +42,6 @@ def parse_master_keys(value: str) -> list[bytes]:
     return keys
 
 
-
-
 @dataclass(frozen=True)
 class Settings:
     db_url: str = "sqlite:///mcode-cloud.db"
