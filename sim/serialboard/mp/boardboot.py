@@ -49,7 +49,10 @@ class FileBdev:
         if op == 6:  # erase: the block reads 0xff again
             self.f.seek(arg * _BS)
             self.f.write(b"\xff" * _BS)
+            self.f.flush()  # a reset may come next: the file must hold what the chip would
             return 0
+        if op == 3:  # sync
+            self.f.flush()
         return 0
 
 
