@@ -26,6 +26,7 @@ from tests.cloud.test_resolve_orders import PERIOD, code_at, enter, share
 
 TEN_MB = 10 * 1024 * 1024
 LIMIT = 64 * 1024
+SERVER_BUFFER = 64 * 1024 + 256 * 1024  # uvicorn's high water + asyncio's max read
 
 
 class CountingApp:
@@ -110,7 +111,11 @@ def test_bodies_over_the_limit_get_413_unread(served: tuple[str, CountingApp], w
     status, body = raw_post(base, "/orders", h, chunked=True)
     assert status == 413 and "body_too_large" in body
     print(f"chunked 10 MB: the app pulled {app.body_bytes} bytes before the 413")
-    assert LIMIT < app.body_bytes <= 2 * LIMIT, app.body_bytes
+    # One http.request message holds what uvicorn buffered since the last receive(): it pauses
+    # reading past its 64 KiB high-water mark, but the read that crossed it may be a whole asyncio
+    # read (256 KiB). On a loaded machine one message carried 181,230 bytes, so the bound is the
+    # limit plus both, still 1/27 of the 10 MB sent.
+    assert LIMIT < app.body_bytes <= LIMIT + SERVER_BUFFER, app.body_bytes
 
 
 def test_limit_is_a_setting(client: TestClient, engine: Engine, clock: Clock, world: World) -> None:
