@@ -392,6 +392,23 @@ class Payout(Base):
     amount_minor: Mapped[int] = mapped_column(BigInteger)
 
 
+
+class FraudFlag(Base):
+    """A review flag on an order (issue 14 part 6): one row per rule that fired. While a flag is
+    open or held, the order's sharer payouts are not due (cloud/services/payouts.py); released
+    lets them through, rejected reverses them in the ledger."""
+    __tablename__ = "fraud_flags"
+    __table_args__ = (UniqueConstraint("order_id", "rule", name="uq_fraud_flag_order_rule"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    rule: Mapped[str] = mapped_column(String(32))  # velocity | self_referral | fresh_chain | sybil
+    detail_json: Mapped[str] = mapped_column(Text, default="{}")  # the numbers that fired it
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open|held|released|rejected
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    decided_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
 class LedgerAccount(Base):
     """A double-entry account (cloud/ledger.py). `ref` names it uniquely: campaign_budget:<campaign>,
     sharer:<participant>, charity:<merchant>, merchant:<merchant>."""
