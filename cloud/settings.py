@@ -89,6 +89,9 @@ class Settings:
     share_max_per_visitor: int = 5
     rate_share_address_per_s: float = 20 / 3600
     rate_share_address_burst: int = 20
+    # Wrong logins at POST /login, per client address and per login name (cloud/services/login_limits.py)
+    rate_login_per_s: float = 10 / 3600
+    rate_login_burst: int = 10
     # Proxies whose X-Forwarded-For is believed (comma-separated addresses); empty: none, the TCP
     # peer is the client.
     trusted_proxies: str = ""
@@ -151,6 +154,8 @@ class Settings:
             rate_share_address_per_s=float(get("RATE_SHARE_ADDRESS_PER_S",
                                                str(d.rate_share_address_per_s))),
             rate_share_address_burst=int(get("RATE_SHARE_ADDRESS_BURST", str(d.rate_share_address_burst))),
+            rate_login_per_s=float(get("RATE_LOGIN_PER_S", str(d.rate_login_per_s))),
+            rate_login_burst=int(get("RATE_LOGIN_BURST", str(d.rate_login_burst))),
             trusted_proxies=get("TRUSTED_PROXIES", d.trusted_proxies),
             visitor_secret=get("VISITOR_SECRET", d.visitor_secret),
             quarantine_quota_bytes=int(get("QUARANTINE_QUOTA_BYTES", str(d.quarantine_quota_bytes))),

@@ -45,6 +45,7 @@ LOGIN_LABELS = {
     "err_role": ("这不是商户密钥。", "This is not a merchant key."),
     "err_csrf": ("表单已过期，请重试。", "The form expired. Try again."),
     "err_password": ("登录名或密码错误。", "Wrong login or password."),
+    "err_limited": ("尝试次数过多，请 {m} 分钟后再试。", "Too many tries. Try again in {m} minutes."),
     "login": ("登录名", "Login"),
     "password": ("密码", "Password"),
     "or_person": ("或使用登录名和密码", "Or with a login and password"),
@@ -67,12 +68,15 @@ def merchant_page(merchant_name: str, stats: dict[str, Any], csrf: str | None = 
         owner=owner, dashboard=dashboard)
 
 
-def login_page(csrf: str, error: str | None, ttl_s: int) -> str:
-    """The login form (商户登录); `error` is "key", "role" or "csrf"."""
+def login_page(csrf: str, error: str | None, ttl_s: int, wait_min: int = 0) -> str:
+    """The login form (商户登录); `error` is "key", "password", "role", "csrf" or "limited" (then
+    `wait_min` says how long)."""
     hours = max(1, ttl_s // 3600)
     ttl = (LOGIN_LABELS["ttl"][0].format(h=hours), LOGIN_LABELS["ttl"][1].format(h=hours))
-    return environment().get_template("login.html").render(
-        L=LOGIN_LABELS, csrf=csrf, error=LOGIN_LABELS.get(f"err_{error}") if error else None, ttl=ttl)
+    message = LOGIN_LABELS.get(f"err_{error}") if error else None
+    if message is not None and error == "limited":
+        message = (message[0].format(m=wait_min), message[1].format(m=wait_min))
+    return environment().get_template("login.html").render(L=LOGIN_LABELS, csrf=csrf, error=message, ttl=ttl)
 
 
 def docs_page(title: str, assets_url: str) -> str:

@@ -19,7 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from cloud.errors import ApiError
 from cloud.http.deps import SettingsDep, page_session, session_cookie
 from cloud.http.error_handlers import error_response
+from cloud.http.ratelimit import client_address
 from cloud.services import web_sessions
+from cloud.services.login_limits import LoginLimits
+from cloud.services.ratelimits import RateLimited
 from cloud.settings import Settings
 from cloud.web import pages
 
@@ -38,11 +41,12 @@ def _cookie(resp: Response, st: Settings, name: str, value: str, max_age: int) -
                     samesite="strict")
 
 
-def _form(st: Settings, error: str | None = None, status: int = 200) -> HTMLResponse:
+def _form(st: Settings, error: str | None = None, status: int = 200, retry_after_s: int = 0) -> HTMLResponse:
     """The login form with a fresh pre-session CSRF token in the form and in its cookie."""
     token = secrets.token_urlsafe(32)
-    html = pages.login_page(token, error, st.session_ttl_s)
-    resp = HTMLResponse(html, status_code=status, headers=NO_STORE)
+    html = pages.login_page(token, error, st.session_ttl_s, wait_min=-(-retry_after_s // 60))
+    headers = {**NO_STORE, "Retry-After": str(retry_after_s)} if retry_after_s else NO_STORE
+    resp = HTMLResponse(html, status_code=status, headers=headers)
     _cookie(resp, st, login_csrf_cookie(st), token, LOGIN_CSRF_MAX_AGE_S)
     return resp
 
@@ -78,6 +82,12 @@ async def post_login(request: Request) -> Response:
         return _form(st, "csrf", 403)
     sf = request.app.state.session_factory
     now_ms = int(request.app.state.clock() * 1000)
+    limits = LoginLimits(request.app.state.rate_limits.buckets, st)
+    address, who = client_address(request), (form["login"] if "login" in form else None)
+    try:  # before the password hash: a guesser can spend neither tries nor argon2id's CPU
+        await run_in_threadpool(limits.check, address, who)
+    except RateLimited as e:
+        return _form(st, "limited", 429, e.retry_after)
     try:
         if "login" in form:  # a person's login and password (issue 14), else a merchant key
             new = await run_in_threadpool(web_sessions.login_with_password, sf, form["login"],
@@ -86,6 +96,8 @@ async def post_login(request: Request) -> Response:
             new = await run_in_threadpool(web_sessions.login_with_key, sf, form.get("key", ""), now_ms,
                                           st.session_ttl_s)
     except ApiError as e:
+        if e.status == 401:
+            await run_in_threadpool(limits.failed, address, who)
         return _form(st, ("password" if "login" in form else "key") if e.status == 401 else "role", e.status)
     old = request.cookies.get(session_cookie(st))
     if old:  # a new login replaces the browser's old session
