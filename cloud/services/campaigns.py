@@ -123,7 +123,7 @@ def create(sf: SessionFactory, merchant_id: int, *, base_code: str, slots: int, 
            pool_cap_minor: int | None = None,
            attribution_window_s: int = DEFAULT_WINDOW_S) -> dict[str, Any]:
     """Rent `base_code` for a new campaign. The code must not be rented by a live campaign."""
-    if not (base_code.isdigit() and base_code.isascii() and 1 <= len(base_code) <= 12):
+    if not base_code_ok(base_code):
         raise _bad("bad_base_code", "base code must be 1 to 12 digits", "基础码须为 1 至 12 位数字")
     if not 1 <= digits <= 5:
         raise _bad("bad_digits", "digits must be 1 to 5 (6 is kept for personal share codes)",
@@ -157,12 +157,30 @@ def create(sf: SessionFactory, merchant_id: int, *, base_code: str, slots: int, 
                        f"基础码 {base_code} 已被租用") from None
 
 
+def base_code_ok(base_code: str) -> bool:
+    """What a base code may be: 1 to 12 ASCII digits (codes.MAX_BASE_DIGITS)."""
+    return base_code.isdigit() and base_code.isascii() and 1 <= len(base_code) <= 12
+
+
+def check(fields: dict[str, Any]) -> dict[str, Any]:
+    """The MUTABLE and LANDING_FIELDS in `fields` validated as a change would be (ApiError 400),
+    with the rule named canonically and its params normalized; a copy, `fields` is not changed."""
+    f = dict(fields)
+    _check(f)
+    if "rule" in f:
+        f["rule_params"] = json.loads(f.pop("rule_params_json"))
+    return f
+
+
 def _own(s: Any, p: Principal, campaign_id: int) -> Campaign:
     c = s.get(Campaign, campaign_id)
     if c is None or not sees(p, c.merchant_id):
         raise not_found("unknown_campaign", "no such campaign", "活动不存在")
     assert isinstance(c, Campaign)
     return c
+
+
+own = _own  # the tenant's campaign, for services that read it in their own transaction
 
 
 def get(sf: SessionFactory, p: Principal, campaign_id: int) -> dict[str, Any]:
@@ -178,29 +196,34 @@ def list_for(sf: SessionFactory, merchant_id: int) -> list[dict[str, Any]]:
 
 def update(sf: SessionFactory, p: Principal, campaign_id: int, changes: dict[str, Any]) -> dict[str, Any]:
     """Change the MUTABLE fields given; orders placed before keep the rule they were paid by."""
+    with sf.begin() as s:
+        return campaign_dict(apply(s, p, campaign_id, changes))
+
+
+def apply(s: Any, p: Principal, campaign_id: int, changes: dict[str, Any]) -> Campaign:
+    """update() inside the caller's transaction (a published version is written in the same one)."""
     unknown = sorted(set(changes) - set(MUTABLE) - set(LANDING_FIELDS))
     if unknown:
         raise _bad("bad_field", f"cannot change {', '.join(unknown)}", f"不能修改 {', '.join(unknown)}")
     f = dict(changes)
-    with sf.begin() as s:
-        c = _own(s, p, campaign_id)
-        if c.released_at_ms is not None:
-            raise conflict("campaign_released", "this campaign's base code was released",
-                           "该活动的基础码已释放")
-        if "rule_params" in f and "rule" not in f:
-            f["rule"] = c.rule
-        merged = {"starts_at_ms": c.starts_at_ms, "ends_at_ms": c.ends_at_ms, **f}
-        _check(merged)
-        if f.get("budget_minor") is not None and f["budget_minor"] < c.spent_minor:
-            raise conflict("budget_below_spent",
-                           f"{c.spent_minor} is already paid out; the budget cannot be less",
-                           f"已支付 {c.spent_minor}，预算不能低于此数")
-        f.update({k: merged[k] for k in ("rule", "rule_params_json") if k in merged})
-        f.pop("rule_params", None)
-        for k, v in f.items():
-            setattr(c, k, v)
-        s.flush()
-        return campaign_dict(c)
+    c = _own(s, p, campaign_id)
+    if c.released_at_ms is not None:
+        raise conflict("campaign_released", "this campaign's base code was released",
+                       "该活动的基础码已释放")
+    if "rule_params" in f and "rule" not in f:
+        f["rule"] = c.rule
+    merged = {"starts_at_ms": c.starts_at_ms, "ends_at_ms": c.ends_at_ms, **f}
+    _check(merged)
+    if f.get("budget_minor") is not None and f["budget_minor"] < c.spent_minor:
+        raise conflict("budget_below_spent",
+                       f"{c.spent_minor} is already paid out; the budget cannot be less",
+                       f"已支付 {c.spent_minor}，预算不能低于此数")
+    f.update({k: merged[k] for k in ("rule", "rule_params_json") if k in merged})
+    f.pop("rule_params", None)
+    for k, v in f.items():
+        setattr(c, k, v)
+    s.flush()
+    return c
 
 
 def release(sf: SessionFactory, p: Principal, campaign_id: int) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud.errors import ApiError, bad_request, conflict, not_found
-from cloud.services import ledger, pools, tlog
+from cloud.services import campaign_versions, ledger, pools, tlog
 from cloud.services.auth import MERCHANT, Principal, sees
 from cloud.services.chain import entry_for, merged_chain
 from cloud.services.rules import split
@@ -136,7 +136,8 @@ def _book(s: Session, merchant_id: int, key: str, req_hash: str, entry_id: str,
               entry_id=e.id, amount_minor=amount_minor, pool_minor=pool, rule=c.rule, channel=channel,
               rule_params_json=json.dumps(params, sort_keys=True),
               chain_json=json.dumps(chain_json, separators=(",", ":")), response_json="{}",
-              status="placed", created_at_ms=t)
+              status="placed", created_at_ms=t,
+              campaign_version=campaign_versions.published_version(s, c.id))
     s.add(o)
     s.flush()
     payouts = []

@@ -350,6 +350,8 @@ class Order(Base):
     refund_json: Mapped[str] = mapped_column(Text, default="")
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
     refunded_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # the published campaign version (campaign_versions.version) that paid it; None before versions
+    campaign_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Click(Base):
@@ -391,6 +393,22 @@ class Payout(Base):
     payee: Mapped[str] = mapped_column(String(16), default="participant")  # | charity | merchant
     amount_minor: Mapped[int] = mapped_column(BigInteger)
 
+
+
+class CampaignVersion(Base):
+    """A campaign's settings as published (issue 14 part 3, cloud/services/campaign_versions.py):
+    version 1, 2, ... in order. At most one row per campaign is unpublished (published_at_ms
+    None): the draft, which takes the next number when it is published."""
+    __tablename__ = "campaign_versions"
+    __table_args__ = (UniqueConstraint("campaign_id", "version", name="uq_campaign_version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    settings_json: Mapped[str] = mapped_column(Text)  # campaign_versions.SETTINGS, as JSON
+    saved_at_ms: Mapped[int] = mapped_column(BigInteger)
+    saved_by: Mapped[str] = mapped_column(String(100))
+    published_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    published_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class FraudFlag(Base):
