@@ -228,10 +228,25 @@ class Uplink:
             "connects": s.connects, "disconnects": s.disconnects,
         }
 
+    def devices(self) -> list[list[object]]:
+        """The spool's view of each device for the status's "devs" (protocol.health), the most
+        recently pulled first, at most health.MAX_DEVICES."""
+        rows: list[tuple[int, str, list[object]]] = []
+        for dev, st in self.spool.device_status().items():
+            seen = st.get("last_seen")
+            seen_s = None if not isinstance(seen, (int, float)) or seen < 0 else int(seen)
+            bat, fw, rssi = _count(st.get("battery_low")), _count(st.get("fw")), st.get("rssi")
+            if not (isinstance(rssi, int) and not isinstance(rssi, bool) and -255 <= rssi <= 255):
+                rssi = None
+            rows.append((-(seen_s or 0), dev, [dev, seen_s, bat if bat in (0, 1) else None,
+                                               fw if fw is not None and fw <= health.MAX_FW else None, rssi]))
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return [r[2] for r in rows[:health.MAX_DEVICES]]
+
     def publish_status(self) -> bool:
         """Publish the retained online status now. False if paho did not take it."""
         figures = self.health()
-        payload = health.encode_online(figures)
+        payload = health.encode_online(figures, self.devices())
         info = self.client.publish(self.status_topic, payload, qos=1, retain=True)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return False

@@ -68,13 +68,15 @@ def run(db_url: str | None = typer.Option(None, help=f"SQLAlchemy URL [env {ENV_
     with _refusal():
         api = create_app(st)
         _start_log_publisher(api, st)
-    worker = reports = None
+    worker = reports = statuses = None
     if ingest:
         from cloud.mqtt.report_listener import ReportListener
+        from cloud.mqtt.status_listener import StatusListener
 
         group = default_group(st.broker_password) if ingest_group is None else ingest_group
         worker = IngestWorker(api.state.session_factory, st, worker_id=worker_id, group=group).start()
         reports = ReportListener(api.state.session_factory, st).start()
+        statuses = StatusListener(api.state.session_factory, st).start()
     try:
         uvicorn.run(api, host=st.http_host, port=st.http_port, log_config=access_log.log_config(),
                     **proxy_options(st))
@@ -83,6 +85,8 @@ def run(db_url: str | None = typer.Option(None, help=f"SQLAlchemy URL [env {ENV_
             worker.stop()
         if reports is not None:
             reports.stop()
+        if statuses is not None:
+            statuses.stop()
 
 
 def _start_log_publisher(api: Any, st: Settings) -> None:

@@ -6,6 +6,7 @@ is several users, one per role:
 
     <broker_user>-ingest-<worker id>   one per ingest worker (its persistent session)
     <broker_user>-reports              the report listener
+    <broker_user>-status               the status listener (the gateways' retained status)
     <broker_user>-config               the config publisher
 
 all with the cloud's broker password and role. Each client id is `<user>-<16 hex>`, the hex an
@@ -21,6 +22,7 @@ import hmac
 import re
 
 REPORTS = "reports"
+STATUS = "status"
 CONFIG = "config"
 _WORKER_ID = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 
@@ -47,4 +49,4 @@ def client_id(password: str, user: str) -> str:
 
 def cloud_users(base_user: str, worker_ids: tuple[str, ...]) -> list[str]:
     """Every broker user the cloud needs, for a broker's administrator (sim/broker.py makes them)."""
-    return [role_user(base_user, r) for r in (*(ingest_role(w) for w in worker_ids), REPORTS, CONFIG)]
+    return [role_user(base_user, r) for r in (*(ingest_role(w) for w in worker_ids), REPORTS, STATUS, CONFIG)]

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, literal_column, select
 
+from cloud.services.gateway_status import device_health
 from cloud.store.engine import SessionFactory
 from cloud.store.models import Campaign, Device, Entry, Event, Order, Participant, Payout
 from protocol.record import KIND_TAP
@@ -283,10 +284,15 @@ def sharers(sf: SessionFactory, merchant_id: int, p: Period, top: int = 10) -> d
     return {"top": rows[:top], "depth": {int(k): int(v) for k, v in sorted(depth.items())}}
 
 
+HEALTH_FROM_GATEWAY = ("battery_low", "firmware", "rssi", "pulled_at_ms", "gateway_id", "gateway_state",
+                       "gateway_heard_ms", "spool_alarm")
+
+
 def health(sf: SessionFactory, merchant_id: int, now_ms: int) -> list[dict[str, Any]]:
     """Per display: last heard of, events, boots, and an alarm when it has been silent for
     SILENT_WINDOWS of its campaign's windows (a display heard of never is silent since it was
-    registered)."""
+    registered); and from the gateways' status (cloud/services/gateway_status.py) its battery,
+    firmware and the state of the gateway that pulls it (HEALTH_FROM_GATEWAY, None if unknown)."""
     with sf() as s:
         rows = s.execute(
             select(
@@ -304,6 +310,7 @@ def health(sf: SessionFactory, merchant_id: int, now_ms: int) -> list[dict[str, 
             .group_by(Device.id, Device.label, Device.board, Device.created_at_ms, Campaign.period_s)
             .order_by(Device.id)
         ).all()
+    seen = device_health(sf, [r[0] for r in rows])  # battery, firmware, gateway: its status
     out = []
     for dev, label, board, created, period_s, last, n in rows:
         since = last if last is not None else created
@@ -317,6 +324,7 @@ def health(sf: SessionFactory, merchant_id: int, now_ms: int) -> list[dict[str, 
                 "events": int(n),
                 "silent_ms": silent_ms,
                 "alarm": silent_ms > SILENT_WINDOWS * period_s * 1000,
+                **(seen.get(dev) or dict.fromkeys(HEALTH_FROM_GATEWAY)),
             }
         )
     return out

@@ -42,6 +42,17 @@ def raw_public_key(public_key_hex: str) -> bytes:
     return raw
 
 
+def refusal(g: Gateway | None, gateway_id: str) -> tuple[str, str] | None:
+    """Why nothing from gateway `gateway_id` (its row `g`, None if unknown) may be accepted:
+    (reason, detail) for an unknown or revoked gateway, None for one in good standing. Batches,
+    delivery reports and statuses all ask this before their own checks."""
+    if g is None:
+        return "unknown_gateway", gateway_id
+    if g.revoked_at_ms is not None:
+        return "gateway_revoked", f"revoked at {g.revoked_at_ms} ms"
+    return None
+
+
 def trust_dict(g: Gateway) -> dict[str, Any]:
     return {"gateway_id": g.id, "public_key": g.public_key.hex(), "merchant_id": g.merchant_id,
             "revoked_at_ms": g.revoked_at_ms, "key_rotated_at_ms": g.key_rotated_at_ms,

@@ -567,3 +567,29 @@ class BatchEnvelope(Base):
     bseq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     envelope: Mapped[bytes] = mapped_column(LargeBinary)
     received_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class GatewayStatus(Base):
+    """A gateway's latest retained status (protocol.health), as the status listener last stored
+    it (cloud/services/gateway_status.py): online with its health figures, or offline."""
+    __tablename__ = "gateway_status"
+    gateway_id: Mapped[str] = mapped_column(ForeignKey("gateways.id"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))  # online | offline
+    sent_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the gateway's ts (online)
+    received_at_ms: Mapped[int] = mapped_column(BigInteger)
+    figures_json: Mapped[str] = mapped_column(Text, default="{}")  # the last online message's figures
+    refused: Mapped[str] = mapped_column(String(200), default="")  # why the last refused message was
+    refused_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class DeviceHealth(Base):
+    """A device's latest state as a gateway's status saw it: last pulled, battery-low bit,
+    firmware version and RSSI (None where the gateway did not know)."""
+    __tablename__ = "device_health"
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    gateway_id: Mapped[str] = mapped_column(ForeignKey("gateways.id"), index=True)
+    seen_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    battery_low: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    firmware: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rssi: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    reported_at_ms: Mapped[int] = mapped_column(BigInteger)  # the status message's ts

@@ -83,3 +83,34 @@ def test_unknown_keys_are_ignored():
     m["added_later"] = [1, 2]
     got = health.decode(json.dumps(m).encode())
     assert "added_later" not in got and got["inflight"] == 2
+
+
+def test_devices_round_trip():
+    devs = [["a1a2a3a4a5a6a7a8", 1700000000, 1, 3, -61], ["b1b2b3b4b5b6b7b8", None, None, None, None]]
+    got = health.decode(health.encode_online(_figures(), devs))
+    assert got["devs"] == [tuple(d) for d in devs]
+    assert health.decode(health.encode_online(_figures()))["devs"] == []
+
+
+def test_devices_refused_when_bad():
+    good = json.loads(health.encode_online(_figures()).decode())
+    for devs in ({"a": 1}, [["A1A2A3A4A5A6A7A8", 1, 0, 1, 0]], [["a1a2", 1, 0, 1, 0]],
+                 [["a1a2a3a4a5a6a7a8", 1, 2, 1, 0]], [["a1a2a3a4a5a6a7a8", -1, 0, 1, 0]],
+                 [["a1a2a3a4a5a6a7a8", 1, 0, 70000, 0]], [["a1a2a3a4a5a6a7a8", 1, 0, 1]],
+                 [["a1a2a3a4a5a6a7a8", 1, True, 1, 0]]):
+        m = dict(good)
+        m["devs"] = devs
+        assert _refused(json.dumps(m).encode()), devs
+        try:
+            health.encode_online(_figures(), devs if isinstance(devs, list) else [])
+        except health.HealthError:
+            continue
+        assert not isinstance(devs, list), devs
+
+
+def test_too_many_devices_refused():
+    try:
+        health.encode_online(_figures(), [["a1a2a3a4a5a6a7a8", 1, 0, 1, 0]] * (health.MAX_DEVICES + 1))
+    except health.HealthError:
+        return
+    raise AssertionError("too many devices accepted")
