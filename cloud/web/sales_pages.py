@@ -40,6 +40,32 @@ TILL_LABELS = {
     "replayed": ("（此前已记录，未重复计入）", "(recorded before; not counted twice)"),
     "switch": ("English", "中文"),
     "merchant": ("商户页", "Merchant page"),
+    "to_refund": ("退款", "Refund an order"),
+    "to_sale": ("收银", "Record a sale"),
+}
+# (zh-CN, en) for the till's refunds (/till/refund)
+REFUND_LABELS = {
+    "title": ("退款", "Refund"),
+    "ref": ("结账码或订单号", "Checkout code or order number"),
+    "ref_hint": ("小票上的订单号（如 #12），或顾客付款时的 6 位结账码",
+                 "The order number on the receipt (e.g. #12), or the shopper's 6-digit checkout code"),
+    "find": ("查找订单", "Find the order"),
+    "order": ("订单 #{o}", "Order #{o}"),
+    "amount": ("金额", "Amount"),
+    "when": ("时间", "Time"),
+    "campaign": ("活动", "Campaign"),
+    "paid": ("已付给酬客", "Paid to sharers"),
+    "confirm_q": ("确认全额退款？付给酬客的 {p} 将被收回。",
+                  "Refund the whole order? The {p} paid to sharers is taken back."),
+    "confirm": ("确认退款 {a}", "Refund {a}"),
+    "cancel": ("取消", "Cancel"),
+    "done": ("已退款：订单 #{o}，{a}；收回付给酬客的 {p}。",
+             "Refunded: order #{o}, {a}; {p} taken back from sharers."),
+    "already": ("订单 #{o} 已于 {t} 退款，无需再退。",
+                "Order #{o} was already refunded on {t}; nothing to do."),
+    "replayed": ("（此前已退款，未重复退款）", "(refunded before; not refunded twice)"),
+    "read_only": ("只读账号不能使用收银台。", "A read-only sign-in cannot use the till."),
+    "whole_only": ("退款针对整笔订单。", "A refund is for the whole order."),
 }
 
 
@@ -121,4 +147,37 @@ def till_page(lang: str, merchant_name: str, csrf: str, idem: str, campaigns: li
     return environment().get_template("till.html").render(
         lang=lang, L=L, merchant_name=merchant_name, csrf=csrf, idem=idem, campaigns=campaigns,
         form=form or {}, error=error[LANGS.index(lang)] if error else None, done=done_text,
+        other=LANGS[1 - LANGS.index(lang)])
+
+
+def _when(ms: int | None, utc_offset_min: int) -> str:
+    return "" if ms is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000 + utc_offset_min * 60))
+
+
+def _order_facts(o: dict[str, Any], L: dict[str, str], utc_offset_min: int) -> dict[str, str]:
+    cur = o["currency"]
+    return {"title": L["order"].format(o=o["order_id"]), "amount": money(o["amount_minor"], cur),
+            "paid": money(o["paid_minor"], cur), "when": _when(o["created_at_ms"], utc_offset_min),
+            "base_code": o["base_code"], "id": str(o["order_id"])}
+
+
+def refund_page(lang: str, merchant_name: str, csrf: str, typed: str = "",
+                order: dict[str, Any] | None = None, error: tuple[str, str] | None = None,
+                done: dict[str, Any] | None = None, utc_offset_min: int = 480) -> str:
+    """The till's refund: a reference to type; with `order` (orders' summary, till_refunds) the
+    confirmation step, or the note that it was refunded already; `done` the order after the
+    refund (its "replayed" says it had been before). Times in UTC+8 by default (China)."""
+    L = _labels(REFUND_LABELS, lang)
+    shown = done or order
+    facts = _order_facts(shown, L, utc_offset_min) if shown is not None else None
+    message = already = None
+    if done is not None and facts is not None:
+        message = L["done"].format(o=done["order_id"], a=facts["amount"], p=facts["paid"])
+        message += " " + L["replayed"] if done.get("replayed") else ""
+    elif order is not None and order["status"] == "refunded":
+        already = L["already"].format(o=order["order_id"], t=_when(order["refunded_at_ms"], utc_offset_min))
+    return environment().get_template("till.html").render(
+        lang=lang, L=_labels(TILL_LABELS, lang), R=L, refund=True, merchant_name=merchant_name, csrf=csrf,
+        form={"ref": typed}, confirming=order is not None and already is None and done is None, facts=facts,
+        already=already, error=error[LANGS.index(lang)] if error else None, done=message,
         other=LANGS[1 - LANGS.index(lang)])
