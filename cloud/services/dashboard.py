@@ -9,7 +9,12 @@ down those chains), so a display's rows add up to the totals except for entries 
 their root (a bare base code), which are counted in a row of their own.
 
 Times: taps count by when the cloud received them (a device's clock may be unset); entries,
-shares and orders by when they happened. Money is integer minor units."""
+shares and orders by when they happened. Money is integer minor units.
+
+`dashboard` reads a period of whole UTC days from the rollups (cloud/services/rollups.py), brought
+up to date first, so it costs the same at ten million events as at ten thousand; the functions
+below it are the live queries over every row, which the rollups must match exactly (tests/cloud/
+test_rollups.py) and which any other period uses."""
 
 from __future__ import annotations
 
@@ -17,7 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, literal_column, select
+from sqlalchemy.orm import Session
 
+from cloud.services import rollups
 from cloud.services.gateway_status import device_health
 from cloud.store.engine import SessionFactory
 from cloud.store.models import Campaign, Device, Entry, Event, Order, Participant, Payout
@@ -104,16 +111,15 @@ def headlines(sf: SessionFactory, merchant_id: int, p: Period) -> dict[str, int 
             .join(Order, Payout.order_id == Order.id)
             .where(live, Payout.payee == "participant")
         )
-    return {
-        "taps": int(taps or 0),
-        "entries": int(entries or 0),
-        "shares": int(shares or 0),
-        "orders": int(orders),
-        "revenue_minor": int(revenue),
-        "paid_minor": int(paid or 0),
-        # what the merchant paid sharers per order; None without orders (not 0: nothing was bought)
-        "cost_per_order_minor": int(paid or 0) // int(orders) if orders else None,
-    }
+    return _headline(dict(zip(rollups.FIGURES, (taps, entries, shares, orders, revenue, paid), strict=True)))
+
+
+def _headline(figures: dict[str, Any]) -> dict[str, int | None]:
+    out: dict[str, int | None] = {k: int(figures.get(k) or 0) for k in rollups.FIGURES}
+    orders, paid = int(figures.get("orders") or 0), int(figures.get("paid_minor") or 0)
+    # what the merchant paid sharers per order; None without orders (not 0: nothing was bought)
+    out["cost_per_order_minor"] = paid // orders if orders else None
+    return out
 
 
 def change(now: int | None, before: int | None) -> int | None:
@@ -143,6 +149,10 @@ def series(sf: SessionFactory, merchant_id: int, p: Period) -> list[dict[str, in
                 .group_by(_bucket(Order.created_at_ms, p))
             ).all()
         )
+    return _series_rows(p, e, o)
+
+
+def _series_rows(p: Period, e: dict[Any, Any], o: dict[Any, Any]) -> list[dict[str, int]]:
     n = (p.end_ms - p.start_ms) // p.bucket_ms
     return [
         {"start_ms": p.start_ms + i * p.bucket_ms, "entries": int(e.get(i, 0)), "orders": int(o.get(i, 0))}
@@ -156,11 +166,7 @@ def funnels(sf: SessionFactory, merchant_id: int, p: Period) -> dict[str, list[d
     mine = _campaigns(merchant_id)
     live = (Order.merchant_id == merchant_id) & (Order.status == "placed") & _in(Order.created_at_ms, p)
     with sf() as s:
-        devices = s.execute(
-            select(Device.id, Device.label, Device.campaign_id)
-            .where(Device.campaign_id.in_(mine))
-            .order_by(Device.campaign_id, Device.slot)
-        ).all()
+        devices, bases = _displays(s, merchant_id)
         taps = _pairs(
             s.execute(
                 select(Event.device_id, func.count(Event.id))
@@ -194,9 +200,30 @@ def funnels(sf: SessionFactory, merchant_id: int, p: Period) -> dict[str, list[d
             }
             for k, q in by.items()
         }
-        bases = _pairs(
-            s.execute(select(Campaign.id, Campaign.base_code).where(Campaign.merchant_id == merchant_id))
-        )
+    return _funnel_rows(devices, bases, taps, counts)
+
+
+def _displays(s: Session, merchant_id: int) -> tuple[list[Any], dict[Any, Any]]:
+    """The merchant's displays (id, label, campaign) in order, and its campaigns' base codes."""
+    devices = list(
+        s.execute(
+            select(Device.id, Device.label, Device.campaign_id)
+            .where(Device.campaign_id.in_(_campaigns(merchant_id)))
+            .order_by(Device.campaign_id, Device.slot)
+        ).all()
+    )
+    bases = _pairs(
+        s.execute(select(Campaign.id, Campaign.base_code).where(Campaign.merchant_id == merchant_id))
+    )
+    return devices, bases
+
+
+def _funnel_rows(
+    devices: list[Any],
+    bases: dict[Any, Any],
+    taps: dict[Any, Any],
+    counts: dict[str, dict[tuple[Any, Any], int]],
+) -> dict[str, list[dict[str, Any]]]:
     steps = ("entries", "shares", "orders", "paid_minor")
     per_display = [
         {
@@ -256,13 +283,6 @@ def sharers(sf: SessionFactory, merchant_id: int, p: Period, top: int = 10) -> d
                 .group_by(Payout.participant_id)
             )
         )
-        codes = _pairs(
-            s.execute(
-                select(Participant.id, Participant.share_code).where(
-                    Participant.id.in_(set(brought) | set(earned))
-                )
-            )
-        )
         depth = _pairs(
             s.execute(
                 select(Entry.depth, func.count(Entry.id))
@@ -270,6 +290,24 @@ def sharers(sf: SessionFactory, merchant_id: int, p: Period, top: int = 10) -> d
                 .group_by(Entry.depth)
             )
         )
+        return _sharer_rows(s, brought, ordered, earned, depth, top)
+
+
+def _sharer_rows(
+    s: Session,
+    brought: dict[Any, Any],
+    ordered: dict[Any, Any],
+    earned: dict[Any, Any],
+    depth: dict[Any, Any],
+    top: int,
+) -> dict[str, Any]:
+    codes = _pairs(
+        s.execute(
+            select(Participant.id, Participant.share_code).where(
+                Participant.id.in_(set(brought) | set(earned))
+            )
+        )
+    )
     rows: list[dict[str, Any]] = [
         {
             "participant_id": pid,
@@ -288,11 +326,30 @@ HEALTH_FROM_GATEWAY = ("battery_low", "firmware", "rssi", "pulled_at_ms", "gatew
                        "gateway_heard_ms", "spool_alarm")
 
 
-def health(sf: SessionFactory, merchant_id: int, now_ms: int) -> list[dict[str, Any]]:
+def health(sf: SessionFactory, merchant_id: int, now_ms: int, rolled: bool = False) -> list[dict[str, Any]]:
     """Per display: last heard of, events, boots, and an alarm when it has been silent for
     SILENT_WINDOWS of its campaign's windows (a display heard of never is silent since it was
     registered); and from the gateways' status (cloud/services/gateway_status.py) its battery,
     firmware and the state of the gateway that pulls it (HEALTH_FROM_GATEWAY, None if unknown)."""
+    mine = (
+        select(Device.id)
+        .join(Campaign, Device.campaign_id == Campaign.id)
+        .where(Campaign.merchant_id == merchant_id)
+    )
+    totals = (
+        rollups.event_totals(mine)
+        if rolled
+        else (
+            select(
+                Event.device_id.label("device_id"),
+                func.count(Event.id).label("events"),
+                func.max(Event.received_at_ms).label("last"),
+            )
+            .where(Event.device_id.in_(mine))
+            .group_by(Event.device_id)
+            .subquery()
+        )
+    )
     with sf() as s:
         rows = s.execute(
             select(
@@ -301,13 +358,12 @@ def health(sf: SessionFactory, merchant_id: int, now_ms: int) -> list[dict[str, 
                 Device.board,
                 Device.created_at_ms,
                 Campaign.period_s,
-                func.max(Event.received_at_ms),
-                func.count(Event.id),
+                totals.c.last,
+                func.coalesce(totals.c.events, 0),
             )
             .join(Campaign, Device.campaign_id == Campaign.id)
-            .outerjoin(Event, Event.device_id == Device.id)
+            .outerjoin(totals, totals.c.device_id == Device.id)
             .where(Campaign.merchant_id == merchant_id)
-            .group_by(Device.id, Device.label, Device.board, Device.created_at_ms, Campaign.period_s)
             .order_by(Device.id)
         ).all()
     seen = device_health(sf, [r[0] for r in rows])  # battery, firmware, gateway: its status
@@ -330,19 +386,73 @@ def health(sf: SessionFactory, merchant_id: int, now_ms: int) -> list[dict[str, 
     return out
 
 
-def dashboard(sf: SessionFactory, merchant_id: int, p: Period, now_ms: int) -> dict[str, Any]:
+def dashboard(
+    sf: SessionFactory, merchant_id: int, p: Period, now_ms: int, live: bool = False
+) -> dict[str, Any]:
+    """Everything the dashboard shows: from the rollups for a period of whole UTC days (the page's
+    periods all are), else (or with `live`) from the live queries; the two give the same numbers."""
+    if not live and p.start_ms % DAY_MS == 0 and p.end_ms % DAY_MS == 0:
+        return _rolled(sf, merchant_id, p, now_ms)
     now, before = headlines(sf, merchant_id, p), headlines(sf, merchant_id, p.previous)
+    return _assemble(
+        p,
+        now,
+        before,
+        series(sf, merchant_id, p),
+        funnels(sf, merchant_id, p),
+        sharers(sf, merchant_id, p),
+        health(sf, merchant_id, now_ms),
+    )
+
+
+def _assemble(
+    p: Period,
+    now: dict[str, int | None],
+    before: dict[str, int | None],
+    rows: list[dict[str, int]],
+    funnel: dict[str, Any],
+    top: dict[str, Any],
+    devices: list[dict[str, Any]],
+) -> dict[str, Any]:
     return {
         "period": {"start_ms": p.start_ms, "end_ms": p.end_ms, "bucket_ms": p.bucket_ms},
         "headlines": {
             k: {"now": now[k], "before": before[k], "change_pct": change(now[k], before[k])}
             for k in HEADLINES
         },
-        "series": series(sf, merchant_id, p),
-        **funnels(sf, merchant_id, p),
-        "sharers": sharers(sf, merchant_id, p),
-        "devices": health(sf, merchant_id, now_ms),
+        "series": rows,
+        **funnel,
+        "sharers": top,
+        "devices": devices,
     }
+
+
+def _rolled(sf: SessionFactory, merchant_id: int, p: Period, now_ms: int) -> dict[str, Any]:
+    """The dashboard from the rollups. The period's headlines are the sums of its funnel rows, read
+    in one query, so a roll committing meanwhile cannot set the two apart."""
+    rollups.roll(sf)
+    mine = _campaigns(merchant_id)
+    with sf() as s:
+        devices, bases = _displays(s, merchant_id)
+        cells = rollups.device_days(s, mine, p.start_ms, p.end_ms)
+        before = _headline(rollups.hour_totals(s, mine, p.previous.start_ms, p.previous.end_ms))
+        e, o = rollups.series_counts(s, mine, p.start_ms, p.end_ms, p.bucket_ms)
+        brought, ordered, earned, depth = rollups.sharer_counts(s, mine, p.start_ms, p.end_ms)
+        top = _sharer_rows(s, brought, ordered, earned, depth, 10)
+    figures = {f: {k: v[i] for k, v in cells.items() if v[i]} for i, f in enumerate(rollups.FIGURES)}
+    taps: dict[Any, int] = {}
+    for (d, _c), n in figures["taps"].items():
+        taps[d] = taps.get(d, 0) + n
+    now = _headline({f: sum(figures[f].values()) for f in rollups.FIGURES})
+    return _assemble(
+        p,
+        now,
+        before,
+        _series_rows(p, e, o),
+        _funnel_rows(devices, bases, taps, figures),
+        top,
+        health(sf, merchant_id, now_ms, rolled=True),
+    )
 
 
 def currency(sf: SessionFactory, merchant_id: int) -> str:

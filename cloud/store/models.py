@@ -7,6 +7,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Double,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -273,6 +274,10 @@ class Entry(Base):
     # how the shopper came: display (a rotating code: presence), printed (a fixed code), share (a
     # sharer's code), base (a bare base code typed: no presence proof at all)
     via: Mapped[str] = mapped_column(String(8), default="display")
+    # the order entries were stored in, for the dashboard's rollups (cloud/services/rollups.py):
+    # on PostgreSQL a sequence fills it (migration 0015); SQLite leaves it NULL and has its rowid
+    roll_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True,
+                                                 server_default=FetchedValue())
 
 
 class Participant(Base):
@@ -498,6 +503,77 @@ class DeviceConfigResult(Base):
     reason: Mapped[str] = mapped_column(String(200), default="")
     device_version: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     reported_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class RollupState(Base):
+    """How far the dashboard's rollups have read each source (cloud/services/rollups.py): every row
+    of `source` with an id up to rolled_id is counted in the rollup tables, none above it."""
+    __tablename__ = "rollup_state"
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    rolled_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class RollupDeviceDay(Base):
+    """Per UTC day, campaign and display: taps by the tapped display; entries, shares, orders (placed,
+    net of refunds), revenue and paid to sharers by the display at the chain's root ('' for none)."""
+    __tablename__ = "rollup_device_days"
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    day_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    device_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    taps: Mapped[int] = mapped_column(BigInteger, default=0)
+    entries: Mapped[int] = mapped_column(BigInteger, default=0)
+    shares: Mapped[int] = mapped_column(BigInteger, default=0)
+    orders: Mapped[int] = mapped_column(BigInteger, default=0)
+    revenue_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RollupCampaignHour(Base):
+    """The same figures per hour and campaign, all displays together (the headlines and series)."""
+    __tablename__ = "rollup_campaign_hours"
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    hour_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    taps: Mapped[int] = mapped_column(BigInteger, default=0)
+    entries: Mapped[int] = mapped_column(BigInteger, default=0)
+    shares: Mapped[int] = mapped_column(BigInteger, default=0)
+    orders: Mapped[int] = mapped_column(BigInteger, default=0)
+    revenue_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RollupDepthDay(Base):
+    """Entries per UTC day, campaign and chain depth."""
+    __tablename__ = "rollup_depth_days"
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    day_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    depth: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    entries: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RollupSharerDay(Base):
+    """Per UTC day, campaign and sharer: entries it brought, placed orders on them, and its payouts
+    on placed orders (how many, how much)."""
+    __tablename__ = "rollup_sharer_days"
+    campaign_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    day_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    participant_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    entries: Mapped[int] = mapped_column(BigInteger, default=0)
+    orders: Mapped[int] = mapped_column(BigInteger, default=0)
+    payouts: Mapped[int] = mapped_column(BigInteger, default=0)
+    earned_minor: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RollupDeviceEpoch(Base):
+    """Per device and log epoch, over all time: events, taps, the lowest and highest seq and the last
+    receipt (device health; gaps are max - min + 1 - events within an epoch, cloud/services/gaps.py)."""
+    __tablename__ = "rollup_device_epochs"
+    device_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    epoch: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
+    taps: Mapped[int] = mapped_column(BigInteger, default=0)
+    min_seq: Mapped[int] = mapped_column(BigInteger)
+    max_seq: Mapped[int] = mapped_column(BigInteger)
+    last_received_ms: Mapped[int] = mapped_column(BigInteger)
 
 
 class RateBucket(Base):
