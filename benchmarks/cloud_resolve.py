@@ -14,9 +14,9 @@ rate limits OFF (Settings rate_client_burst=0, rate_campaign_fail_burst=0): the 
 more than one client address may in production (10/s). The load comes from this process: httpx
 AsyncClient, `concurrency` keep-alive connections, each sending its next request when the last
 answered. Every request is a valid current code of a random device, computed as the device does
-(protocol.rotation with the device's rotation key), so each one is a full resolution: campaign by
-base code, device by slot, the rotating value checked, an entry written and committed. Every answer
-must be 200.
+(protocol.rotation with the device's rotation key) when the request is sent, so each one is a full
+resolution: campaign by base code, device by slot, the rotating value checked, an entry written and
+committed. Every answer must be 200.
 
 The trivial GET is a FastAPI app of one `async def` route, `GET /r/{code}` returning
 `{"code": code}`, on uvicorn in its own process the same way, sent the same codes. Every request asks
@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,14 +90,23 @@ def build_db(path: Path, n_campaigns: int, n_devices: int, seed: int = 1) -> lis
     return out
 
 
-def current_codes(devices: list[tuple[str, int, bytes]], slots: int, n: int, seed: int) -> list[str]:
-    """n codes of random devices, as their displays show them now."""
-    rng = random.Random(seed)
-    w = window(time.time(), PERIOD_S)
-    codes = []
-    for base, slot, key in (rng.choice(devices) for _ in range(n)):
-        codes.append(format_code(base, Rotor(rotation_key(key), slot, slots, DIGITS).value(w), DIGITS))
-    return codes
+class Codes:
+    """Codes of random devices, each computed as its display shows it at the moment it is sent, so
+    a run slowed by a loaded machine never sends a code whose window has passed (a 410, not a
+    resolution). The device keys are turned into rotors outside the clock."""
+
+    def __init__(self, devices: list[tuple[str, int, bytes]], slots: int, n: int, seed: int) -> None:
+        rng = random.Random(seed)
+        picked = [rng.choice(devices) for _ in range(n)]
+        rotors = {(b, s): Rotor(rotation_key(k), s, slots, DIGITS) for b, s, k in set(picked)}
+        self.picks = [(base, rotors[(base, slot)]) for base, slot, _ in picked]
+
+    def __len__(self) -> int:
+        return len(self.picks)
+
+    def part(self, start: int, end: int | None = None) -> Iterator[str]:
+        for base, rotor in self.picks[start:end]:
+            yield format_code(base, rotor.value(window(time.time(), PERIOD_S)), DIGITS)
 
 
 class Server:
@@ -154,11 +164,11 @@ def serve(db: str | None, port: int) -> None:
     uvicorn.run(create_app(st), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-async def _load(url: str, codes: list[str], concurrency: int) -> tuple[float, list[float], int]:
+async def _load(url: str, codes: Iterator[str], concurrency: int) -> tuple[float, list[float], int]:
     """Seconds for all codes, each request's latency (s), and the number of non-200 answers."""
     lat: list[float] = []
     bad = 0
-    it = iter(codes)
+    it = codes
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60,
                                  headers={"Accept": "application/json"}) as client:
@@ -178,10 +188,10 @@ async def _load(url: str, codes: list[str], concurrency: int) -> tuple[float, li
 
 def run_one(server: Server, devices: list[tuple[str, int, bytes]], slots: int, requests: int, warmup: int,
             concurrency: int, seed: int) -> dict[str, Any]:
-    codes = current_codes(devices, slots, warmup + requests, seed)
-    _, _, bad = asyncio.run(_load(server.url, codes[:warmup], concurrency))
+    codes = Codes(devices, slots, warmup + requests, seed)
+    _, _, bad = asyncio.run(_load(server.url, codes.part(0, warmup), concurrency))
     s0, c0 = server.cpu_s(), time.process_time()
-    dt, lat, bad2 = asyncio.run(_load(server.url, codes[warmup:], concurrency))
+    dt, lat, bad2 = asyncio.run(_load(server.url, codes.part(warmup), concurrency))
     s1, c1 = server.cpu_s(), time.process_time()
     if bad or bad2:
         raise RuntimeError(f"{bad + bad2} answers were not 200")
