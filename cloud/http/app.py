@@ -15,6 +15,7 @@ from cloud.http.routes import (
     admin,
     campaigns,
     console_access,
+    console_campaigns,
     devices,
     gateways,
     keys,
@@ -40,7 +41,7 @@ from cloud.web.pages import STATIC
 TITLE = "mcode cloud"
 # In this order the OpenAPI document lists the paths as it always has.
 ROUTERS = (admin, rules, campaigns, locations, devices, gateways, keys, orders, ledger, public, me,
-           merchant_page, sales, log)
+           merchant_page, sales, log, console_campaigns)
 
 
 def create_app(settings_: Settings, engine: Engine | None = None,
@@ -70,6 +71,7 @@ def create_app(settings_: Settings, engine: Engine | None = None,
     app.include_router(console_access.router)
     app.include_router(till.router)
     app.include_router(me.pages)
+    app.include_router(console_campaigns.pages)  # the console's campaign pages
     # outermost last: headers, then ?key= refused, keys checked, bodies bounded (middleware.py)
     app.add_middleware(middleware.BodyLimit, max_bytes=settings_.max_body_bytes)
     app.add_middleware(middleware.KeyGate, routes=[r for m in ROUTERS for r in m.router.routes])

@@ -461,3 +461,51 @@ class MerchantStats(Out):
     merchant_id: int
     devices: list[DeviceStats]
     totals: StatsTotals
+
+
+class BaseCodeFound(Out):
+    base_code: str
+    free: bool = Field(description="no live campaign rents it")
+    overlaps: list[str] = Field(description="rented codes it prefixes or that prefix it (a shopper "
+                                            "typing digits without the dash reaches the longest)")
+
+
+class BaseCodeSearch(Out):
+    pattern: str = Field(description="the query as searched: digits, ? for any digit")
+    exact: bool = Field(description="one code asked (free or taken); else free codes that match")
+    codes: list[BaseCodeFound]
+
+
+class SettingChange(Out):
+    field: str
+    before: Any = Field(description="null for a first version")
+    after: Any
+
+
+class DraftSaved(Out):
+    at_ms: int
+    by: str
+
+
+class CampaignDraft(Out):
+    """A campaign, its live settings, its draft's (the live ones when there is no draft) and what
+    publishing the draft would change."""
+    campaign: CampaignOut
+    live: dict[str, Any]
+    draft: dict[str, Any]
+    has_draft: bool
+    changes: list[SettingChange]
+    version: int | None = Field(description="the newest published version; null: never published")
+    saved: DraftSaved | None
+
+
+class CampaignVersion(Out):
+    version: int
+    published_at_ms: int | None
+    published_by: str | None
+    settings: dict[str, Any]
+    changes: list[SettingChange] = Field(description="from the version before (every field for v1)")
+
+
+class CampaignVersionList(Out):
+    versions: list[CampaignVersion]

@@ -93,6 +93,13 @@ def search(sf: SessionFactory, query: str, length: int | None = None) -> dict[st
     return {"pattern": pattern, "exact": False, "codes": found[:SEARCH_LIMIT]}
 
 
+def status(c: dict[str, Any], now_ms: int) -> str:
+    """running, not_started, ended (landing.status) or released, for a campaign_dict."""
+    if c["released_at_ms"] is not None:
+        return "released"
+    return landing.status(Campaign(starts_at_ms=c["starts_at_ms"], ends_at_ms=c["ends_at_ms"]), now_ms)
+
+
 def landing_data(c: dict[str, Any], settings: dict[str, Any], now_ms: int) -> dict[str, Any]:
     """landing.page's answer for a shopper who came from a display, with the draft's settings in
     place of the live ones (shopper_pages.landing_page renders it)."""

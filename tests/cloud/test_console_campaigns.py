@@ -5,20 +5,25 @@ tests first, then the pages and the JSON API (both databases)."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import time
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from cloud.errors import ApiError
-from cloud.services import campaign_preview, campaign_versions, campaigns, codes, orders, rules
+from cloud.services import campaign_preview, campaign_versions, campaigns, codes, orders, rules, users
 from cloud.services.auth import MERCHANT, Principal
 from cloud.store.engine import SessionFactory
 from cloud.store.models import Order
 from protocol.rotation import window
-from tests.cloud.conftest import World, provision_world
+from tests.cloud.conftest import Clock, World, provision_world
+from tests.cloud.test_console_access import accept, invite_code
 from tests.cloud.test_resolve_orders import PERIOD, code_at
+from tests.cloud.test_sessions import form_csrf, login
 
 NOW_MS = 1_700_000_000_000
 
@@ -70,11 +75,13 @@ def test_rent_publishes_version_one_and_a_taken_code_is_refused(sf: SessionFacto
 
 
 def test_a_draft_changes_nothing_live_until_published_and_orders_record_the_version(
-        sf: SessionFactory, world: World) -> None:
+    sf: SessionFactory, world: World
+) -> None:
     p, cid = owner(world), world.campaign["campaign_id"]
     chain_order(sf, world, "before", 10_000, 1)
-    d = campaign_versions.save_draft(sf, p, cid, {"pool_minor": 2500, "landing_en": "Half price"}, "mei",
-                                     NOW_MS)
+    d = campaign_versions.save_draft(
+        sf, p, cid, {"pool_minor": 2500, "landing_en": "Half price"}, "mei", NOW_MS
+    )
     assert d["has_draft"] and d["version"] is None and d["live"]["pool_minor"] == 1000
     assert {c["field"] for c in d["changes"]} == {"pool_minor", "landing_en"}
     assert campaigns.get(sf, p, cid)["pool_minor"] == 1000  # the live campaign is untouched
@@ -86,13 +93,20 @@ def test_a_draft_changes_nothing_live_until_published_and_orders_record_the_vers
     campaign_versions.save_draft(sf, p, cid, levels, "olga", NOW_MS + 2)
     v2 = campaign_versions.publish(sf, p, cid, "olga", NOW_MS + 3)
     assert [(c["field"], c["after"]) for c in v2["changes"]] == [
-        ("rule", "fixed-levels"), ("rule_params", {"levels_bp": [1000, 500]})]
+        ("rule", "fixed-levels"),
+        ("rule_params", {"levels_bp": [1000, 500]}),
+    ]
     chain_order(sf, world, "v2", 10_000, 2)
     with sf() as s:
-        got = {o.idempotency_key: (o.campaign_version, o.pool_minor, o.rule)
-               for o in s.scalars(select(Order))}
-    assert got == {"before": (None, 1000, "red-balloon"), "draft": (None, 1000, "red-balloon"),
-                   "v1": (1, 2500, "red-balloon"), "v2": (2, 2500, "fixed-levels")}
+        got = {
+            o.idempotency_key: (o.campaign_version, o.pool_minor, o.rule) for o in s.scalars(select(Order))
+        }
+    assert got == {
+        "before": (None, 1000, "red-balloon"),
+        "draft": (None, 1000, "red-balloon"),
+        "v1": (1, 2500, "red-balloon"),
+        "v2": (2, 2500, "fixed-levels"),
+    }
     hist = campaign_versions.history(sf, p, cid)
     assert [v["version"] for v in hist] == [2, 1] and hist[0]["published_by"] == "olga"
     with pytest.raises(ApiError) as e:
@@ -101,20 +115,26 @@ def test_a_draft_changes_nothing_live_until_published_and_orders_record_the_vers
 
 
 def test_a_bad_draft_is_refused_in_both_languages_and_another_tenant_sees_nothing(
-        sf: SessionFactory, world: World) -> None:
+    sf: SessionFactory, world: World
+) -> None:
     p, cid = owner(world), world.campaign["campaign_id"]
-    for edits, code in (({"pool_bp": 20_000}, "bad_pool_bp"), ({"image_url": "http://x"}, "bad_image_url"),
-                        ({"rule": "pyramid"}, "bad_rule"), ({"slots": 9}, "bad_field"),
-                        ({"starts_at_ms": 5, "ends_at_ms": 4}, "bad_dates")):
+    for edits, code in (
+        ({"pool_bp": 20_000}, "bad_pool_bp"),
+        ({"image_url": "http://x"}, "bad_image_url"),
+        ({"rule": "pyramid"}, "bad_rule"),
+        ({"slots": 9}, "bad_field"),
+        ({"starts_at_ms": 5, "ends_at_ms": 4}, "bad_dates"),
+    ):
         with pytest.raises(ApiError) as e:
             campaign_versions.save_draft(sf, p, cid, edits, "mei", NOW_MS)
         assert e.value.code == code and e.value.message_zh
     other = provision_world(sf, base="7777", name="Shop B", gateway_id="00000000000000b2")
-    for call in (lambda q: campaign_versions.draft(sf, q, cid),
-                 lambda q: campaign_versions.history(sf, q, cid),
-                 lambda q: campaign_versions.publish(sf, q, cid, "x", NOW_MS),
-                 lambda q: campaign_preview.rule_preview(sf, q, cid, {"rule": "red-balloon",
-                                                                      "pool_minor": 1})):
+    for call in (
+        lambda q: campaign_versions.draft(sf, q, cid),
+        lambda q: campaign_versions.history(sf, q, cid),
+        lambda q: campaign_versions.publish(sf, q, cid, "x", NOW_MS),
+        lambda q: campaign_preview.rule_preview(sf, q, cid, {"rule": "red-balloon", "pool_minor": 1}),
+    ):
         with pytest.raises(ApiError) as e:
             call(Principal(MERCHANT, other.merchant["merchant_id"]))
         assert e.value.status == 404
@@ -131,13 +151,20 @@ def test_the_budget_cannot_drop_below_what_was_paid_on_publish(sf: SessionFactor
     assert campaign_versions.history(sf, p, cid) == []  # nothing published, nothing changed
 
 
-def test_rule_preview_splits_the_real_recent_chains_with_the_rule_itself(sf: SessionFactory,
-                                                                         world: World) -> None:
+def test_rule_preview_splits_the_real_recent_chains_with_the_rule_itself(
+    sf: SessionFactory, world: World
+) -> None:
     p, cid = owner(world), world.campaign["campaign_id"]
     chain_order(sf, world, "o1", 20_000, 1)
     chain_order(sf, world, "o2", 8_000, 3)
-    draft = campaign_versions.save_draft(sf, p, cid, {"rule": "geometric", "pool_minor": 0, "pool_bp": 1000,
-                                                      "pool_cap_minor": 1500}, "mei", NOW_MS)["draft"]
+    draft = campaign_versions.save_draft(
+        sf,
+        p,
+        cid,
+        {"rule": "geometric", "pool_minor": 0, "pool_bp": 1000, "pool_cap_minor": 1500},
+        "mei",
+        NOW_MS,
+    )["draft"]
     pv = campaign_preview.rule_preview(sf, p, cid, draft)
     by = {x["ref"]: x for x in pv["chains"] if x["source"] == "order"}
     with sf() as s:
@@ -160,12 +187,183 @@ def orders_answer(sf: SessionFactory, order_id: str) -> str:
 
 def test_the_landing_preview_is_the_shopper_template_with_the_draft(sf: SessionFactory, world: World) -> None:
     from cloud.web import shopper_pages
+
     c = world.campaign
-    draft = {**campaign_versions.draft(sf, owner(world), c["campaign_id"])["draft"],
-             "label_en": "Spring sale", "landing_en": "Two for one.\n\nAll week.",
-             "image_url": "https://img.example/a.png", "target_url": "https://shop.example",
-             "starts_at_ms": NOW_MS + 86_400_000}
+    draft = {
+        **campaign_versions.draft(sf, owner(world), c["campaign_id"])["draft"],
+        "label_en": "Spring sale",
+        "landing_en": "Two for one.\n\nAll week.",
+        "image_url": "https://img.example/a.png",
+        "target_url": "https://shop.example",
+        "starts_at_ms": NOW_MS + 86_400_000,
+    }
     html = shopper_pages.landing_page("en", campaign_preview.landing_data(c, draft, NOW_MS), None, "")
     assert "<h1>Spring sale</h1>" in html and "<p>All week.</p>" in html
     assert 'src="https://img.example/a.png"' in html and 'id="go-shop"' in html
     assert "has not started yet" in html
+
+
+# ---- the pages and the JSON API ------------------------------------------------------------------
+
+
+def owner_client(client: TestClient, world: World) -> str:
+    """Signs the client in with the merchant key (an owner's session); the session's CSRF token."""
+    assert login(client, world.merchant["api_key"]).status_code == 303
+    return form_csrf(client.get("/merchant").text)
+
+
+def test_rent_through_the_search_and_land_on_the_editor(client: TestClient, world: World) -> None:
+    csrf = owner_client(client, world)
+    page = client.get("/merchant/campaigns", params={"q": "49??"})
+    assert page.status_code == 200 and 'data-code="4900"' in page.text and 'data-code="4919"' not in page.text
+    assert 'data-campaign="1"' in page.text and "4919" in page.text  # the list has the world's campaign
+    bad = client.get("/merchant/campaigns", params={"q": "49a"})
+    assert bad.status_code == 400 and 'id="error"' in bad.text and "? 代表任意数字" in bad.text
+    r = client.post(
+        "/merchant/campaigns",
+        data={"csrf": csrf, "base_code": "4900", "label_zh": "春季", "label_en": "Spring"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"].startswith("/merchant/campaigns/")
+    edit = client.get(r.headers["location"])
+    assert edit.status_code == 200 and 'id="version">1<' in edit.text and "春季" in edit.text
+    taken = client.post(
+        "/merchant/campaigns",
+        data={"csrf": csrf, "base_code": "4900", "label_zh": "x", "label_en": "x"},
+        follow_redirects=False,
+    )
+    assert taken.status_code == 409 and "已被租用" in taken.text
+    forged = client.post(
+        "/merchant/campaigns",
+        data={"csrf": "nope", "base_code": "4901", "label_zh": "x", "label_en": "x"},
+        follow_redirects=False,
+    )
+    assert forged.status_code == 403
+
+
+def _form(page: str) -> dict[str, str]:
+    """The draft form's fields as the page filled them in (inputs, textareas, selected options,
+    checked radios)."""
+    form = page[page.index('id="draft"') :]
+    form = form[: form.index("</form>")]
+    out = {
+        m[0]: html.unescape(m[1])
+        for m in re.findall(r'<input[^>]*name="(\w+)"[^>]*value="([^"]*)"', form)
+        if 'type="radio"' not in m[0]
+    }
+    out.update({n: html.unescape(v) for n, v in re.findall(r'name="(\w+)"[^>]*>([^<]*)</textarea>', form)})
+    out["pool_mode"] = re.search(r'name="pool_mode" value="(\w+)" checked', form).group(1)  # type: ignore[union-attr]
+    out["rule"] = re.search(r'<option value="([\w-]+)" selected', form).group(1)  # type: ignore[union-attr]
+    out["preview_lang"] = "en"
+    return out
+
+
+def test_edit_preview_publish_and_history_through_the_page(
+    client: TestClient, world: World, sf: SessionFactory
+) -> None:
+    csrf = owner_client(client, world)
+    cid = world.campaign["campaign_id"]
+    url = f"/merchant/campaigns/{cid}"
+    fields = _form(client.get(url).text)
+    assert fields["pool"] == "10" and fields["window_days"] == "30" and fields["pool_mode"] == "fixed"
+    typed = {
+        **fields,
+        "csrf": csrf,
+        "label_en": "Spring sale",
+        "landing_en": "Two for one.",
+        "image_url": "https://img.example/a.png",
+        "pool_mode": "share",
+        "pool_pct": "12.5",
+        "pool_cap": "30",
+        "budget": "5000",
+        "rule": "fixed-levels",
+        "levels_bp": "1000, 500",
+    }
+    pv = client.post(f"{url}/preview", data=typed)  # what the Preview button (and the script) posts
+    assert pv.status_code == 200 and "<h1>Spring sale</h1>" in pv.text and "Two for one." in pv.text
+    assert "frame-ancestors 'self'" in pv.headers["content-security-policy"]
+    assert "img-src 'self' data: https://img.example" in pv.headers["content-security-policy"]
+    assert pv.headers["x-frame-options"] == "SAMEORIGIN"
+    assert campaigns.get(sf, owner(world), cid)["label"]["en"] != "Spring sale"  # a preview stores nothing
+    saved = client.post(url, data=typed, follow_redirects=False)
+    assert saved.status_code == 303 and saved.headers["location"] == f"{url}?done=saved"
+    page = client.get(saved.headers["location"]).text
+    assert 'id="notice"' in page and 'id="pending"' in page and "12.5 %" in page
+    assert "<h1>Spring sale</h1>" in client.get(f"{url}/preview", params={"lang": "en"}).text  # the draft
+    bad = client.post(url, data={**typed, "budget": "lots"}, follow_redirects=False)
+    assert bad.status_code == 400 and 'id="error"' in bad.text and 'value="lots"' in bad.text  # kept
+    published = client.post(f"{url}/publish", data={"csrf": csrf}, follow_redirects=False)
+    assert published.status_code == 303
+    live = campaigns.get(sf, owner(world), cid)
+    assert (live["pool_bp"], live["pool_cap_minor"], live["budget_minor"], live["rule"]) == (
+        1250,
+        3000,
+        500_000,
+        "fixed-levels",
+    )
+    hist = client.get(url).text
+    assert 'data-version="1"' in hist and "¥5,000.00" in hist and 'id="pending"' not in hist
+    again = client.post(f"{url}/publish", data={"csrf": csrf}, follow_redirects=False)
+    assert again.status_code == 409 and "没有任何修改" in again.text
+
+
+def test_viewers_read_staff_go_to_the_till_and_other_tenants_get_404(
+    client: TestClient, world: World, sf: SessionFactory, clock: Clock
+) -> None:
+    cid = world.campaign["campaign_id"]
+    other = provision_world(sf, base="7777", name="Shop B", gateway_id="00000000000000b2")
+    now = int(clock() * 1000)
+    assert accept(client, invite_code(sf, world, users.VIEWER, now), "vic").status_code == 303
+    page = client.get(f"/merchant/campaigns/{cid}")
+    assert page.status_code == 200 and 'id="read-only"' in page.text and "<fieldset disabled>" in page.text
+    assert 'id="publish-button"' not in page.text and 'id="save"' not in page.text
+    assert client.get(f"/merchant/campaigns/{cid}/preview").status_code == 200
+    csrf = form_csrf(client.get("/merchant").text)
+    assert (
+        client.post(
+            f"/merchant/campaigns/{cid}/publish", data={"csrf": csrf}, follow_redirects=False
+        ).status_code
+        == 403
+    )
+    client.cookies.clear()
+    assert accept(client, invite_code(sf, world, users.STAFF, now), "sam").status_code == 303
+    r = client.get("/merchant/campaigns", follow_redirects=False)
+    assert (r.status_code, r.headers["location"]) == (303, "/till")
+    client.cookies.clear()
+    assert client.get("/merchant/campaigns", follow_redirects=False).headers["location"] == "/login"
+    csrf = owner_client(client, world)
+    theirs = other.campaign["campaign_id"]
+    for method, path in (
+        ("GET", ""),
+        ("GET", "/preview"),
+        ("POST", ""),
+        ("POST", "/publish"),
+        ("POST", "/preview"),
+        ("POST", "/discard"),
+    ):
+        r = client.request(
+            method,
+            f"/merchant/campaigns/{theirs}{path}",
+            data={"csrf": csrf} if method == "POST" else None,
+            follow_redirects=False,
+        )
+        assert r.status_code == 404 and "Shop B" not in r.text and "7777" not in r.text, (method, path)
+
+
+def test_the_json_api_drafts_publishes_and_lists_versions(client: TestClient, world: World) -> None:
+    h = {"Authorization": f"Bearer {world.merchant['api_key']}"}
+    cid = world.campaign["campaign_id"]
+    free = client.get("/base-codes/availability", params={"q": "4919"}, headers=h).json()
+    assert free["codes"] == [{"base_code": "4919", "free": False, "overlaps": []}]
+    assert client.get("/base-codes/availability", params={"q": "4a"}, headers=h).status_code == 400
+    d = client.put(f"/campaigns/{cid}/draft", json={"pool_minor": 4000}, headers=h)
+    assert d.status_code == 200 and d.json()["has_draft"] and d.json()["changes"][0]["field"] == "pool_minor"
+    assert client.get(f"/campaigns/{cid}", headers=h).json()["pool_minor"] == 1000
+    v = client.post(f"/campaigns/{cid}/publish", headers=h)
+    assert v.status_code == 200 and v.json()["version"] == 1 and v.json()["published_by"].startswith("key ")
+    assert client.get(f"/campaigns/{cid}", headers=h).json()["pool_minor"] == 4000
+    assert [x["version"] for x in client.get(f"/campaigns/{cid}/versions", headers=h).json()["versions"]] == [
+        1
+    ]
+    assert client.post(f"/campaigns/{cid}/publish", headers=h).json()["code"] == "nothing_to_publish"
+    assert client.get(f"/campaigns/{cid}/draft").status_code == 401

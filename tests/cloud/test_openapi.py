@@ -328,6 +328,11 @@ OPERATION_IDS = {
     "GET /log/proof/consistency": "get_consistency_proof", "POST /log/cosignatures": "post_cosignature",
     "GET /ledger/payouts/{payout_id}/proof": "get_payout_proof",
     "GET /me/payouts/{payout_id}/proof": "get_my_payout_proof",
+    "GET /base-codes/availability": "base_code_availability",
+    "GET /campaigns/{campaign_id}/draft": "get_campaign_draft",
+    "PUT /campaigns/{campaign_id}/draft": "put_campaign_draft",
+    "POST /campaigns/{campaign_id}/publish": "publish_campaign",
+    "GET /campaigns/{campaign_id}/versions": "list_campaign_versions",
 }
 RATE_LIMITED = {"GET /r/{code}", "POST /entries/{entry_id}/share", "GET /me/earnings",
                 "GET /e/{entry_id}/pay"}

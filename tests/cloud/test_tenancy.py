@@ -87,6 +87,7 @@ BODIES: dict[str, Any] = {
     "POST /sales/online": lambda b: {"click_token": b["click_token"], "amount_minor": 100},
     "POST /sales/till": lambda b: {"checkout_code": b["checkout_code"], "amount_minor": 100},
     "PATCH /campaigns/{campaign_id}": lambda b: {"pool_minor": 1},
+    "PUT /campaigns/{campaign_id}/draft": lambda b: {"pool_minor": 1},
     "POST /sharers/{participant_id}/account": lambda b: {"account_ref": "member 7"},
     "POST /gateways/{gateway_id}/rotate": lambda b: {"public_key": "3d4017c3e843895a92b70aa74d1b7ebc9c982c"
                                                                    "cf2ec4968cc0cd55f12af4660c"},
@@ -149,6 +150,8 @@ def test_every_endpoint_as_a_against_b(client: TestClient, tenants: tuple[Tenant
     must = {"POST /orders", "POST /orders/{order_id}/refund", "GET /orders/{order_id}",
             "GET /ledger/sharers/{participant_id}", "GET /ledger/campaigns/{campaign_id}",
             "PATCH /campaigns/{campaign_id}", "POST /campaigns/{campaign_id}/release",
+            "PUT /campaigns/{campaign_id}/draft", "POST /campaigns/{campaign_id}/publish",
+            "GET /campaigns/{campaign_id}/versions",
             "POST /devices/{device_id}/key", "POST /devices/{device_id}/install", "DELETE /keys/{key_id}",
             "GET /entries/{entry_id}/chain",
             "POST /sharers/{participant_id}/account",
