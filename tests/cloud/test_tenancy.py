@@ -184,3 +184,99 @@ def test_admin_reaches_every_tenant(client: TestClient, tenants: tuple[Tenant, T
     assert (r.status_code, r.json()["code"]) == (400, "merchant_required")
     r = client.get("/devices", params={"merchant_id": b.ids["merchant_id"]}, headers=h)
     assert [d["device_id"] for d in r.json()["devices"]] == [d["device_id"] for d in b.world.devices]
+
+
+# -- the console's session (cookie) routes ------------------------------------------------------
+# Found in the app's routes, in the OpenAPI document or not: every route under CONSOLE_PREFIXES is
+# walked with A's signed-in session (owner, then staff) on B's ids; every other route outside the
+# document must be in NOT_CONSOLE with its reason. A new console route is walked without an entry
+# here (one with a new id in its path fails `_fill` until Tenant.ids has that id).
+CONSOLE_PREFIXES = ("/merchant", "/till")
+NOT_CONSOLE = {
+    "/": "the shopper's code form", "/go/{entry_id}": "the shopper's own entry (128-bit secret)",
+    "/c/{base}": "a campaign's public landing", "/c/{base}/share": "a shopper's share of a public code",
+    "/e/{entry_id}": "the shopper's own entry (128-bit secret)", "/me": "the visitor cookie's own page",
+    "/me/saved": "the visitor cookie's own", "/me/recovery": "the visitor cookie's own",
+    "/me/phone": "the visitor cookie's own", "/login": "signs in; no tenant id",
+    "/logout": "ends the caller's own session", "/invite": "takes a one-time code, no tenant id",
+    "/shared": "takes a link's code, no tenant id", "/docs": "the API's page",
+    "/openapi.json": "the API's document",
+}
+# Form fields that point a session route at B's objects (routes whose ids travel in the body).
+FORMS: dict[str, Any] = {
+    "POST /till": lambda b: {"code": b["checkout_code"], "amount": "1", "idem": "walk-till"},
+    "POST /till/refund": lambda b: {"order": str(b["order_id"])},
+    "POST /merchant/review/{order_id}": lambda b: {"action": "hold"},
+}
+
+
+def _app_routes(routes: Any, prefix: str = "") -> Any:
+    """(method, path, in the OpenAPI document) of every endpoint, through included routers."""
+    from fastapi.routing import APIRoute
+    for r in routes:
+        if isinstance(r, APIRoute):
+            for m in sorted((r.methods or set()) - {"HEAD"}):
+                yield m, prefix + r.path, r.include_in_schema
+        elif hasattr(r, "original_router"):  # FastAPI 0.165's _IncludedRouter
+            yield from _app_routes(r.original_router.routes, prefix + r.include_context.prefix)
+        elif getattr(r, "path", None) == "/openapi.json":
+            yield "GET", r.path, False
+
+
+def _session_of(client: TestClient, sf: SessionFactory, t: Tenant, role: str, clock: Clock) -> str:
+    """Sign the client in as `role` of tenant t; returns the session's CSRF token."""
+    from cloud.services import users
+    from tests.cloud.test_console_access import accept, invite_code
+    from tests.cloud.test_sessions import form_csrf, login
+    client.cookies.clear()
+    if role == users.OWNER:
+        assert login(client, t.keys[auth.MERCHANT]).status_code == 303
+    else:
+        code = invite_code(sf, t.world, role, int(clock() * 1000))
+        assert accept(client, code, f"{role}-{t.ids['merchant_id']}").status_code == 303
+    return form_csrf(client.get("/till").text)
+
+
+def test_every_console_session_route_as_a_against_b(client: TestClient, sf: SessionFactory, clock: Clock,
+                                                    tenants: tuple[Tenant, Tenant]) -> None:
+    from cloud.services import shared_links, users
+    a, b = tenants
+    for t in (a, b):  # ids only the console has
+        link = shared_links.create(sf, t.ids["merchant_id"], "walk", int(clock.t * 1000))
+        t.ids["link_id"] = link["link_id"]
+    routes = set(_app_routes(client.app.routes))  # type: ignore[attr-defined]
+    console = sorted((m, p) for m, p, _ in routes if p.startswith(CONSOLE_PREFIXES))
+    stray = {p for _, p, in_doc in routes if not in_doc and not p.startswith(CONSOLE_PREFIXES)}
+    stray -= set(NOT_CONSOLE)
+    assert not stray, f"routes outside the API document that are neither console routes nor listed: {stray}"
+    walked: set[str] = set()
+    wrong: list[tuple[str, str, int, str]] = []
+    for role in (users.OWNER, users.STAFF):
+        csrf = _session_of(client, sf, a, role, clock)
+        for method, path in console:
+            name = f"{method} {path}"
+            form = FORMS[name](b.ids) if name in FORMS else None
+            r = client.request(method, _fill(path, b.ids), data={"csrf": csrf, **(form or {})},
+                               follow_redirects=False) if method != "GET" else client.get(
+                _fill(path, b.ids), follow_redirects=False)
+            if "{" in path or form is not None:
+                if not (r.status_code in (403, 404) or (role == users.STAFF and r.status_code == 303)):
+                    wrong.append((name, role, r.status_code, r.headers.get("location", "")))
+                walked.add(name)
+            assert not _b_ids_in(r.text, b), (name, role, _b_ids_in(r.text, b))
+    assert not wrong, wrong  # every session route refuses B's ids (staff may be sent to the till)
+    with_ids = {f"{m} {p}" for m, p in console if "{" in p or f"{m} {p}" in FORMS}
+    assert walked == with_ids, with_ids - walked
+    # the refusal is about the tenant: A's owner reads A's own objects through the same routes
+    _session_of(client, sf, a, users.OWNER, clock)
+    for method, path in console:
+        if method == "GET" and "{" in path:
+            own = client.get(_fill(path, a.ids), follow_redirects=False)
+            assert own.status_code == 200, (path, own.status_code, own.text[:300])
+    assert {"POST /merchant/shared-links/{link_id}/revoke", "POST /till/refund"} <= walked
+    from sqlalchemy import select
+
+    from cloud.store.models import Order
+    with sf() as s:  # and nothing of B's was changed on the way
+        assert s.scalar(select(Order.status).where(Order.id == b.ids["order_id"])) == "placed"
+    assert shared_links.live(sf, b.ids["link_id"])
