@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import select
 
 from cloud.errors import bad_request, not_found
+from cloud.services import gateway_trust
 from cloud.services.provision import gateway_device_keys
 from cloud.store import vault
 from cloud.store.engine import SessionFactory, now_ms
@@ -120,8 +121,9 @@ def store_report(sf: SessionFactory, topic: str, payload: bytes) -> gwconfig.Rep
         raise gwconfig.GwConfigError("wrong_gateway", f"report for {gw_hex} on {topic}")
     with sf.begin() as s:
         gw = s.get(Gateway, gw_hex)
-        if gw is None:
-            raise gwconfig.GwConfigError("unknown_gateway", gw_hex)
+        why = gateway_trust.refusal(gw, gw_hex)  # unknown or revoked, as for its batches
+        if why is not None or gw is None:
+            raise gwconfig.GwConfigError(*(why or ("unknown_gateway", gw_hex)))
         gw_key = Ed25519PublicKey.from_public_bytes(gw.public_key)
         if not gwconfig.verify(body, sig, gw_key, gwconfig.REPORT_CONTEXT):
             raise gwconfig.GwConfigError("bad_signature", gw_hex)

@@ -44,8 +44,9 @@ def raw_public_key(public_key_hex: str) -> bytes:
 
 def refusal(g: Gateway | None, gateway_id: str) -> tuple[str, str] | None:
     """Why nothing from gateway `gateway_id` (its row `g`, None if unknown) may be accepted:
-    (reason, detail) for an unknown or revoked gateway, None for one in good standing. Batches,
-    delivery reports and statuses all ask this before their own checks."""
+    (reason, detail) for an unknown or revoked gateway, None for one in good standing. Delivery
+    reports and statuses ask this before their own checks; batch ingest makes the same two checks
+    inside its batched lookup (cloud/services/ingest.py, `_check_gateways`)."""
     if g is None:
         return "unknown_gateway", gateway_id
     if g.revoked_at_ms is not None:

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud.errors import ApiError
 from cloud.services import gateway_config as gc
-from cloud.services import provision, signing_key
+from cloud.services import gateway_trust, provision, signing_key
 from cloud.store.engine import SessionFactory
 from cloud.store.models import GatewayConfigRow
 from protocol import command, devconfig, gwconfig, keys
@@ -127,6 +127,8 @@ def test_reports_are_verified_and_stored(sf: SessionFactory, world: World,
     with sf() as s:
         row = s.get(GatewayConfigRow, world.gateway_id)
         assert row is not None and row.reported_at_ms == 2000
+    gateway_trust.revoke(sf, world.gateway_id)  # a revoked gateway's genuine report: refused too
+    assert refused(topic, report(world, later, 4000)) == "gateway_revoked"
 
 
 def test_config_for_a_gateway_without_a_merchant_has_every_device(sf: SessionFactory, world: World,
