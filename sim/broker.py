@@ -5,7 +5,7 @@ Usernames: the cloud's users and one user per gateway named by its hex id. Every
 one client id (the plugin's `clientid`): connecting with another id is CONNACK 0x87, so no user can
 take over another's session (a user with no bound id could take over any, bound or not). Gateways
 are bound to `gw-<id>`. The "cloud" entry of `users` makes the cloud's users (cloud/mqtt/identity.py:
-cloud-ingest-<w> for each of `ingest_workers`, cloud-reports, cloud-config, each bound to its
+cloud-ingest-<w> for each of `ingest_workers`, cloud-reports, cloud-status, cloud-config, each bound to its
 HMAC-derived id, all with the cloud's password and role) and the user "cloud" itself, for test
 stand-ins (sim/cloud_acker.py, observers) that pick their own client ids: it is bound too unless
 named in `open_users` (by default it is; a production broker has no such user, docs/gateway.md).
