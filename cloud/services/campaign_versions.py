@@ -21,6 +21,7 @@ from cloud.store.models import Campaign, CampaignVersion, User
 
 # what a version holds: every setting a merchant may change (campaigns.MUTABLE, LANDING_FIELDS)
 SETTINGS = (*campaigns.MUTABLE, *campaigns.LANDING_FIELDS)
+DRAFT = 0  # the version number of the draft row: the unique (campaign, version) allows one
 
 
 def settings_of(c: Campaign) -> dict[str, Any]:
@@ -90,9 +91,9 @@ def save_draft(sf: SessionFactory, p: Principal, campaign_id: int, edits: dict[s
             row = _draft(s, c.id)
             base = settings_of(c) if row is None else json.loads(row.settings_json)
             merged = campaigns.check({**base, **edits})
-            if row is None:
-                row = CampaignVersion(campaign_id=c.id, version=(published_version(s, c.id) or 0) + 1,
-                                      settings_json="{}", saved_at_ms=now_ms, saved_by=by)
+            if row is None:  # a draft is numbered 0 (one per campaign) until it is published
+                row = CampaignVersion(campaign_id=c.id, version=DRAFT, settings_json="{}", saved_at_ms=now_ms,
+                                      saved_by=by)
                 s.add(row)
             row.settings_json = json.dumps(merged, sort_keys=True)
             row.saved_at_ms, row.saved_by = now_ms, by[:100]
@@ -123,10 +124,7 @@ def publish(sf: SessionFactory, p: Principal, campaign_id: int, by: str, now_ms:
     budget_below_spent, campaign_released). 409 nothing_to_publish without a draft, or with one
     that changes nothing once the campaign has a version."""
     with sf.begin() as s:
-        # the order's lock (orders._lock_campaign): versions and orders of a campaign are serialized
-        s.execute(update(Campaign).where(Campaign.id == campaign_id).values(spent_minor=Campaign.spent_minor))
-        c = campaigns.own(s, p, campaign_id)
-        s.refresh(c)
+        c = _locked(s, p, campaign_id)
         row, before = _draft(s, c.id), published_version(s, c.id)
         live = settings_of(c)
         target = live if row is None else json.loads(row.settings_json)
@@ -145,6 +143,34 @@ def publish(sf: SessionFactory, p: Principal, campaign_id: int, by: str, now_ms:
         prior = s.scalar(select(CampaignVersion).where(CampaignVersion.campaign_id == c.id,
                                                        CampaignVersion.version == before)) if before else None
         return _version_dict(row, None if prior is None else json.loads(prior.settings_json))
+
+
+def _locked(s: Session, p: Principal, campaign_id: int) -> Campaign:
+    """The campaign under the order's lock (orders._lock_campaign): versions and orders of one
+    campaign are serialized, so an order records the version whose settings it was booked under."""
+    s.execute(update(Campaign).where(Campaign.id == campaign_id).values(spent_minor=Campaign.spent_minor))
+    c = campaigns.own(s, p, campaign_id)
+    s.refresh(c)
+    return c
+
+
+def patch(sf: SessionFactory, p: Principal, campaign_id: int, edits: dict[str, Any], by: str,
+          now_ms: int) -> dict[str, Any]:
+    """PATCH /campaigns/{id}: campaigns.update, and when the live settings now differ from the last
+    published version (or none was), a new published version in the same transaction. A draft
+    stays a draft."""
+    with sf.begin() as s:
+        c = _locked(s, p, campaign_id)
+        campaigns.apply(s, p, c.id, edits)
+        before = published_version(s, c.id)
+        prior = None if before is None else s.scalar(select(CampaignVersion.settings_json).where(
+            CampaignVersion.campaign_id == c.id, CampaignVersion.version == before))
+        live = settings_of(c)
+        if prior is None or json.loads(prior) != live:
+            s.add(CampaignVersion(campaign_id=c.id, version=(before or 0) + 1,
+                                  settings_json=json.dumps(live, sort_keys=True), saved_at_ms=now_ms,
+                                  saved_by=by[:100], published_at_ms=now_ms, published_by=by[:100]))
+        return campaigns.campaign_dict(c)
 
 
 def history(sf: SessionFactory, p: Principal, campaign_id: int) -> list[dict[str, Any]]:

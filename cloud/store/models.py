@@ -402,8 +402,8 @@ class Payout(Base):
 
 class CampaignVersion(Base):
     """A campaign's settings as published (issue 14 part 3, cloud/services/campaign_versions.py):
-    version 1, 2, ... in order. At most one row per campaign is unpublished (published_at_ms
-    None): the draft, which takes the next number when it is published."""
+    version 1, 2, ... in order. The draft is the one unpublished row (published_at_ms None,
+    version 0); it takes the next number when it is published."""
     __tablename__ = "campaign_versions"
     __table_args__ = (UniqueConstraint("campaign_id", "version", name="uq_campaign_version"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

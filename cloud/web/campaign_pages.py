@@ -96,7 +96,8 @@ CAMPAIGN_LABELS = {
     "depth": ("层数", "Depth"),
     "payouts": ("各层酬金（离顾客最近者在前）", "Per level (nearest the shopper first)"),
     "remainder": ("余额", "Remainder"),
-    "was_paid": ("实际已付", "Paid then"),
+    "was_paid": ("当时付给酬客", "Paid to sharers then"),
+    "under_draft": ("按草稿", "under the draft"),
     "charity": ("公益", "charity"),
     "merchant": ("商户", "merchant"),
     "no_chains": ("此活动还没有分享链。", "This campaign has no share chains yet."),
@@ -154,7 +155,7 @@ def shown(field: str, value: Any, currency: str) -> str:
         return f"{int(value) / 100:g} %"
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    text = str(value)
+    text = str(value) or "–"
     return text if len(text) <= 60 else text[:57] + "…"
 
 

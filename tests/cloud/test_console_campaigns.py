@@ -350,7 +350,9 @@ def test_viewers_read_staff_go_to_the_till_and_other_tenants_get_404(
         assert r.status_code == 404 and "Shop B" not in r.text and "7777" not in r.text, (method, path)
 
 
-def test_the_json_api_drafts_publishes_and_lists_versions(client: TestClient, world: World) -> None:
+def test_the_json_api_drafts_publishes_and_lists_versions(
+    client: TestClient, world: World, sf: SessionFactory
+) -> None:
     h = {"Authorization": f"Bearer {world.merchant['api_key']}"}
     cid = world.campaign["campaign_id"]
     free = client.get("/base-codes/availability", params={"q": "4919"}, headers=h).json()
@@ -366,4 +368,17 @@ def test_the_json_api_drafts_publishes_and_lists_versions(client: TestClient, wo
         1
     ]
     assert client.post(f"/campaigns/{cid}/publish", headers=h).json()["code"] == "nothing_to_publish"
+    # a PATCH is published at once as the next version, when it changes anything; a draft stays
+    client.put(f"/campaigns/{cid}/draft", json={"label_en": "Later"}, headers=h)
+    assert client.patch(f"/campaigns/{cid}", json={"pool_minor": 5000}, headers=h).status_code == 200
+    assert client.patch(f"/campaigns/{cid}", json={"pool_minor": 5000}, headers=h).status_code == 200
+    versions = client.get(f"/campaigns/{cid}/versions", headers=h).json()["versions"]
+    assert [v["version"] for v in versions] == [2, 1] and versions[0]["published_by"].startswith("key ")
+    assert [(c["field"], c["before"], c["after"]) for c in versions[0]["changes"]] == [
+        ("pool_minor", 4000, 5000)
+    ]
+    assert client.get(f"/campaigns/{cid}/draft", headers=h).json()["draft"]["label_en"] == "Later"
+    chain_order(sf, world, "after-patch", 10_000, 1)
+    with sf() as s:
+        assert s.scalar(select(Order.campaign_version).where(Order.idempotency_key == "after-patch")) == 2
     assert client.get(f"/campaigns/{cid}/draft").status_code == 401

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 
 from cloud.http import schemas as o
-from cloud.http.deps import SF, Merchantish, Techish
+from cloud.http.deps import SF, Merchantish, Now, Techish
 from cloud.http.inputs import CampaignIn, CampaignPatch
 from cloud.http.params import AdminTenant, id_path
 from cloud.http.schemas import KEYED, errors
-from cloud.services import auth, campaigns
+from cloud.services import auth, campaign_versions, campaigns
 
 router = APIRouter()
 
@@ -39,9 +39,12 @@ def get_campaign(campaign_id: Annotated[int, id_path("campaign")], sf: SF, p: Te
 @router.patch("/campaigns/{campaign_id}", tags=["registry"], response_model=o.CampaignOut,
               responses=errors(*KEYED, 404, 409))
 def update_campaign(campaign_id: Annotated[int, id_path("campaign")], body: CampaignPatch, sf: SF,
-                    p: Merchantish) -> dict[str, Any]:
-    """Changes the fields given; orders placed before keep the rule they were paid by."""
-    return campaigns.update(sf, p, campaign_id, body.model_dump(exclude_unset=True))
+                    p: Merchantish, now: Now) -> dict[str, Any]:
+    """Changes the fields given, published at once as the campaign's next version (GET
+    .../versions); orders placed before keep the rule and version they were paid by."""
+    who = campaign_versions.actor(sf, None, p.key_id)
+    return campaign_versions.patch(sf, p, campaign_id, body.model_dump(exclude_unset=True), who,
+                                   int(now() * 1000))
 
 
 @router.post("/campaigns/{campaign_id}/release", tags=["registry"], response_model=o.CampaignOut,
