@@ -5,7 +5,9 @@
 #            watchdog (RESET_WDT), main's crash handler (RESET_CRASH), a
 #            deliberate restart (RESET_SOFT); 0 for none. Consumed by the next boot.
 # always replaced whole (temp file + rename, atomic on littlefs), so a power cut
-# leaves the old or the new state.
+# leaves the old or the new state (tests/firmware/mp_bootstate_cut.py cuts power
+# at every flash write of it, clean and torn). A state that cannot be written
+# does not stop the boot: begin() says so and carries on.
 #
 # A boot's reset cause (protocol.record.RESET_*, logged in its BOOT record) is
 # the note if there is one, else what the chip says (hw.reset_cause; the host
@@ -48,7 +50,10 @@ def begin(root, hw=None):
     else:
         c = record.RESET_CRASH if b[0] else record.RESET_POWER_ON
     fails = min(b[1] + 1, 255) if b[0] else 0
-    state(root, (1, fails, 0))
+    try:
+        state(root, (1, fails, 0))
+    except OSError as e:  # a full or failing flash: boot without the bookkeeping
+        print("boot.bin", repr(e))
     return c, fails
 
 

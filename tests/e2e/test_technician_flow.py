@@ -51,10 +51,6 @@ def _add_device_to_gateway(fleet: Fleet) -> None:
     fleet._spawn("gateway", [*fleet.procs["gateway"].args[:3], "gateway", "run", "--config", str(conf)])  # type: ignore[index]
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open defect since 19:50 on 2026-12-07: after provisioning's machine.reset() the virtual board "
-    "often boots and at once resets again with no output, or its littlefs reads OSError 84; the "
-    "commit it passed on fails too now. Still run: a fix shows as XPASS"))
 @pytest.mark.timeout(400)
 def test_register_flash_provision_verify_show_tap_collect(tmp_path: Path) -> None:
     fleet = Fleet(tmp_path / "fleet", FleetPlan(devices=0)).start()

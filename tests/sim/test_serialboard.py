@@ -107,3 +107,29 @@ def test_peek_reads_the_flash_without_disturbing_the_board(board: SerialBoard) -
     assert board.peek("display.txt") == b"4919-27"
     assert board.peek("nope.txt") is None
     assert board.boots == boots
+
+
+INTERRUPT_WHILE_WRITING = """\
+import io, os, sys
+where = []
+for t in range(4):
+    os.system('(sleep 0.%d; kill -INT $PPID) &' % (2 + t))
+    try:
+        i = 0
+        while True:
+            with open('f%d' % (i % 6), 'wb') as f:
+                f.write(b'x' * 5000)
+            i += 1
+    except KeyboardInterrupt as e:
+        s = io.StringIO()
+        sys.print_exception(e, s)
+        where.append('boardboot' in s.getvalue())
+print(where)
+"""
+
+
+def test_ctrl_c_waits_until_the_flash_operation_is_done(board: SerialBoard) -> None:
+    # A Ctrl-C during littlefs work surfaces in the program, after littlefs returns, as on the ESP32
+    # (whose block device is C), never inside the block device half-way through an operation.
+    out = mpremote(board.port, "exec", INTERRUPT_WHILE_WRITING)
+    assert out.strip() == "[False, False, False, False]", out

@@ -34,10 +34,6 @@ def test_label_png_300dpi_and_pdf(tmp_path: Path) -> None:
     assert r.returncode == 2 and ".png or .pdf" in r.stderr
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open defect since 19:50 on 2026-12-07: after provisioning's machine.reset() the virtual board "
-    "often boots and at once resets again with no output, or its littlefs reads OSError 84; the "
-    "commit it passed on fails too now. Still run: a fix shows as XPASS"))
 def test_batch_resumes_after_a_pulled_cable(board: SerialBoard, cloud: CloudFixture, tmp_path: Path) -> None:
     assert tools("flash", board.port, "--board", BOARD).returncode == 0
     state = State(tmp_path / "box.json")

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import httpx
-import pytest
 
 from sim.serialboard.board import SerialBoard
 from tests.tools.conftest import BOARD, CloudFixture
@@ -26,10 +25,6 @@ def tools(*args: str, lang: str = "en_US.UTF-8", key: str | None = None,
                           text=True, timeout=timeout, env=env)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open defect since 19:50 on 2026-12-07: after provisioning's machine.reset() the virtual board "
-    "often boots and at once resets again with no output, or its littlefs reads OSError 84; the "
-    "commit it passed on fails too now. Still run: a fix shows as XPASS"))
 def test_flash_provision_verify_monitor(board: SerialBoard, cloud: CloudFixture, tmp_path: Path) -> None:
     r = tools("flash", board.port, "--board", BOARD)
     assert r.returncode == 0, r.stderr

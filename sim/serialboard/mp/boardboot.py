@@ -11,36 +11,48 @@
 import os
 import sys
 
+import micropython
 import vfs
 
 _BS = 4096
 
 
 class FileBdev:
-    # The extended block protocol littlefs uses (offsets inside a block). Every
-    # write goes to the file at once: a killed process loses nothing written.
+    # The extended block protocol littlefs uses (offsets inside a block).
+    # - Every write reaches the file at once: MicroPython's files are unbuffered
+    #   (a write is a write(2); flush is an fsync, which only a crash of the host
+    #   would need), so a killed process - the board's power cut - loses nothing
+    #   littlefs was told is written.
+    # - The methods are native code. littlefs calls them from C in the middle of
+    #   an operation; in bytecode the VM's pending checks run there, so a Ctrl-C
+    #   (mpremote sends one to stop the firmware) raised KeyboardInterrupt inside
+    #   readblocks and unwound through littlefs half-way, leaving its in-RAM state
+    #   out of step with the flash for the rest of the boot. On the ESP32 the block
+    #   device is C and the interrupt waits until littlefs returns; native code
+    #   waits too (tests/sim/test_serialboard.py checks it).
+    # - Nothing allocates: lfs may call in from a finalizer, with the heap locked.
     def __init__(self, path, blocks):
         self.n = blocks
+        self.ff = b"\xff" * _BS  # erased NOR flash reads 0xff
         try:
             self.f = open(path, "r+b")
         except OSError:
             self.f = open(path, "w+b")
         self.f.seek(0, 2)
-        if self.f.tell() < blocks * _BS:  # erased NOR flash reads 0xff
-            ff = b"\xff" * _BS
-            for _ in range((blocks * _BS - self.f.tell()) // _BS):
-                self.f.write(ff)
-            self.f.flush()
+        for _ in range((blocks * _BS - self.f.tell()) // _BS):
+            self.f.write(self.ff)
 
+    @micropython.native
     def readblocks(self, block, buf, off=0):
         self.f.seek(block * _BS + off)
         self.f.readinto(buf)
 
+    @micropython.native
     def writeblocks(self, block, buf, off=0):
         self.f.seek(block * _BS + off)
         self.f.write(buf)
-        self.f.flush()
 
+    @micropython.native
     def ioctl(self, op, arg):
         if op == 4:
             return self.n
@@ -48,11 +60,7 @@ class FileBdev:
             return _BS
         if op == 6:  # erase: the block reads 0xff again
             self.f.seek(arg * _BS)
-            self.f.write(b"\xff" * _BS)
-            self.f.flush()  # a reset may come next: the file must hold what the chip would
-            return 0
-        if op == 3:  # sync
-            self.f.flush()
+            self.f.write(self.ff)
         return 0
 
 
@@ -75,6 +83,7 @@ def _flash():
     try:
         fs = vfs.VfsLfs2(bdev)
     except OSError:  # blank or corrupt: the port formats it, as on first boot
+        print("Performing initial setup")  # what the ESP32 port's inisetup says
         vfs.VfsLfs2.mkfs(bdev)
         fs = vfs.VfsLfs2(bdev)
     vfs.umount("/")
