@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from cloud.services.gateway_trust import refusal
@@ -42,7 +42,7 @@ class StatusRefused(ReasonError):
 class Stored:
     gateway_id: str
     state: str
-    devices: int  # device rows written
+    devices: int  # devices it spoke for (written when their figures changed)
     ignored: int  # device ids the gateway may not speak for (unknown or another merchant's)
 
 
@@ -50,34 +50,43 @@ def _ms(seconds: int | None) -> int | None:
     return None if seconds is None else seconds * 1000
 
 
-def _own_devices(s: Session, g: Gateway, ids: list[str]) -> set[str]:
-    q = select(Device.id).join(Campaign, Device.campaign_id == Campaign.id).where(Device.id.in_(ids))
+def _known(s: Session, g: Gateway, ids: list[str]) -> dict[str, tuple[Any, ...] | None]:
+    """The devices among `ids` the gateway may speak for, each with its stored health row
+    (gateway, seen, battery, firmware, rssi) or None: one query."""
+    q = (select(Device.id, DeviceHealth.gateway_id, DeviceHealth.seen_at_ms, DeviceHealth.battery_low,
+                DeviceHealth.firmware, DeviceHealth.rssi)
+         .join(Campaign, Device.campaign_id == Campaign.id)
+         .outerjoin(DeviceHealth, DeviceHealth.device_id == Device.id)
+         .where(Device.id.in_(ids)))
     if g.merchant_id is not None:
         q = q.where(Campaign.merchant_id == g.merchant_id)
-    return set(s.scalars(q))
+    return {r[0]: (tuple(r[1:]) if r[1] is not None else None) for r in s.execute(q)}
 
 
 def _store_devices(s: Session, g: Gateway, devs: list[tuple[Any, ...]], ts_ms: int) -> tuple[int, int]:
-    """Upsert what the status says of each device the gateway may speak for. A device pulled by
-    two gateways keeps the report that saw it last."""
-    own = _own_devices(s, g, [d[0] for d in devs]) if devs else set()
-    rows = {r.device_id: r for r in s.scalars(select(DeviceHealth).where(DeviceHealth.device_id.in_(own)))}
-    written = 0
+    """(accepted, ignored): upsert what the status says of each device the gateway may speak for,
+    writing only rows that changed (a fleet's statuses repeat mostly the same figures). A device
+    pulled by two gateways keeps the report that saw it last."""
+    known = _known(s, g, [d[0] for d in devs]) if devs else {}
+    new: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    accepted = 0
     for dev, seen_s, battery, fw, rssi in devs:
-        if dev not in own:
+        if dev not in known:
             continue
-        seen = _ms(seen_s)
-        r = rows.get(dev)
-        if r is None:
-            r = rows[dev] = DeviceHealth(device_id=dev, gateway_id=g.id)
-            s.add(r)
-        elif r.gateway_id != g.id and (seen or 0) < (r.seen_at_ms or 0):
-            continue  # another gateway pulled it more recently
-        r.gateway_id, r.seen_at_ms, r.reported_at_ms = g.id, seen, ts_ms
-        r.battery_low = None if battery is None else bool(battery)
-        r.firmware, r.rssi = fw, rssi
-        written += 1
-    return written, len(devs) - written
+        accepted += 1
+        row = (g.id, _ms(seen_s), None if battery is None else bool(battery), fw, rssi)
+        old = known[dev]
+        if old is not None and (old == row or (old[0] != g.id and (row[1] or 0) < (old[1] or 0))):
+            continue  # nothing new, or another gateway pulled it more recently
+        values = dict(zip(("gateway_id", "seen_at_ms", "battery_low", "firmware", "rssi"), row, strict=True))
+        (new if old is None else changed).append({"device_id": dev, **values, "reported_at_ms": ts_ms})
+        known[dev] = row  # a device named twice in one status: the last entry wins
+    if new:
+        s.execute(insert(DeviceHealth), new)
+    if changed:
+        s.execute(update(DeviceHealth), changed)  # ORM bulk UPDATE by primary key
+    return accepted, len(devs) - accepted
 
 
 def _refuse(sf: SessionFactory, gw: str | None, reason: str, detail: str, t: int) -> StatusRefused:

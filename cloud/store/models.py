@@ -668,4 +668,4 @@ class DeviceHealth(Base):
     battery_low: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     firmware: Mapped[int | None] = mapped_column(Integer, nullable=True)
     rssi: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
-    reported_at_ms: Mapped[int] = mapped_column(BigInteger)  # the status message's ts
+    reported_at_ms: Mapped[int] = mapped_column(BigInteger)  # ts of the status that last changed it
