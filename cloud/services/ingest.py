@@ -308,7 +308,8 @@ class Ingestor:
         with self._sf.begin() as s:
             # Reads first: on SQLite the write transaction then begins at the first INSERT, so a
             # second worker process only ever waits for the lock (busy_timeout), never conflicts.
-            tenants = self._check_gateways(s, items, t)
+            gateways = self._check_gateways(s, items, t)
+            tenants = {gid: g.merchant_id for gid, g in gateways.items()}
             keys = self._device_keys(s, items)
             events_sql, batches_upsert = self._statements(s)
             book = _Quarantine(s, self._quota, t)
@@ -333,7 +334,8 @@ class Ingestor:
                     "rejected": res.rejected, "deliveries": 1, "ts_ms": b.ts_ms, "received_at_ms": t})
             if batch_rows:  # in key order: concurrent workers then take row locks in the same order
                 s.execute(batches_upsert, sorted(batch_rows, key=lambda r: (r["gateway_id"], r["bseq"])))
-            tlog.add_batches(s, [(i.gw, i.batch.bseq, i.payload) for i in items if isinstance(i, _Opened)], t)
+            tlog.add_batches(s, [(i.gw, i.batch.bseq, i.payload) for i in items if isinstance(i, _Opened)], t,
+                             {gid: bytes(g.public_key) for gid, g in gateways.items()})
             book.close()
         # Committed. Records refused one by one are in quarantine, so such a batch as a whole is done:
         # "stored" with a rejected count and reasons tells the gateway to stop resending it.
@@ -362,9 +364,9 @@ class Ingestor:
             self._sql = _events_sql(dialect), _batches_upsert(dialect)
         return self._sql
 
-    def _check_gateways(self, s: Session, items: list[_Opened | _Refused], t: int) -> dict[str, int | None]:
-        """Refuse, in place, batches of unknown or revoked gateways and bad signatures; returns
-        each known gateway's merchant (None: it may forward any tenant's devices)."""
+    def _check_gateways(self, s: Session, items: list[_Opened | _Refused], t: int) -> dict[str, Gateway]:
+        """Refuse, in place, batches of unknown or revoked gateways and bad signatures; returns the
+        gateways named (a merchant_id of None: it may forward any tenant's devices)."""
         gws = sorted({it.gw for it in items if isinstance(it, _Opened)})
         if not gws:
             return {}
@@ -385,7 +387,7 @@ class Ingestor:
             if reason:
                 items[i] = _Refused(it.topic, it.gw, pbatch.BatchError(reason, detail), it.batch.bseq,
                                     it.payload)
-        return {gid: g.merchant_id for gid, g in rows.items()}
+        return rows
 
     def _verify(self, raw: bytes, body: bytes, sig: bytes) -> bool:
         if raw not in self._gateway_keys:
