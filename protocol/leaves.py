@@ -24,7 +24,8 @@ HOST_ONLY = True  # never shipped to a device (tools/build.py reads this)
 
 VERSION = 1
 BATCH, GATEWAY, ENTRY, SHARE, ORDER, POSTING = "batch", "gateway", "entry", "share", "order", "posting"
-POSTING_KINDS = ("order", "refund", "settlement")
+SETTLEMENT = "settlement"
+POSTING_KINDS = ("order", "refund", "reject", "settlement")
 MAX_LEAF = 64 * 1024
 
 
@@ -81,6 +82,8 @@ SCHEMA: dict[str, dict[str, Callable[[Any], bool]]] = {
     # a balanced ledger transaction: [account ref, signed amount, due time]
     POSTING: {"txn": _uint, "kind": lambda x: x in POSTING_KINDS, "merchant": _uint, "campaign": _uint,
               "order": _opt(_uint), "lines": _rows(_text, _int, _uint), "at": _uint},
+    # a batch of due payouts marked paid: [participant, amount, the settlement posting's txn]
+    SETTLEMENT: {"settlement": _uint, "merchant": _uint, "paid": _rows(_uint, _uint, _uint), "at": _uint},
 }
 
 
@@ -169,3 +172,9 @@ def posting(txn_id: int, kind: str, merchant: int, campaign: int, order_id: int 
         raise LeafError("malformed", "a posting's lines sum to zero")
     return encode(POSTING, {"txn": txn_id, "kind": kind, "merchant": merchant, "campaign": campaign,
                             "order": order_id, "lines": [list(x) for x in lines], "at": at_ms})
+
+
+def settlement(settlement_id: int, merchant: int, paid: Sequence[tuple[int, int, int]], at_ms: int) -> bytes:
+    """A settlement batch: each (participant, amount paid, txn id of its settlement posting)."""
+    return encode(SETTLEMENT, {"settlement": settlement_id, "merchant": merchant,
+                               "paid": [list(x) for x in paid], "at": at_ms})

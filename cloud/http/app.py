@@ -26,6 +26,7 @@ from cloud.http.routes import (
     me,
     merchant_page,
     orders,
+    payouts,
     public,
     rules,
     sales,
@@ -41,7 +42,7 @@ from cloud.web.pages import STATIC
 TITLE = "mcode cloud"
 # In this order the OpenAPI document lists the paths as it always has.
 ROUTERS = (admin, rules, campaigns, locations, devices, gateways, keys, orders, ledger, public, me,
-           merchant_page, sales, log, console_campaigns)
+           merchant_page, sales, log, console_campaigns, payouts)
 
 
 def create_app(settings_: Settings, engine: Engine | None = None,
@@ -72,6 +73,7 @@ def create_app(settings_: Settings, engine: Engine | None = None,
     app.include_router(till.router)
     app.include_router(me.pages)
     app.include_router(console_campaigns.pages)  # the console's campaign pages
+    app.include_router(payouts.pages)  # the console's payouts page
     # outermost last: headers, then ?key= refused, keys checked, bodies bounded (middleware.py)
     app.add_middleware(middleware.BodyLimit, max_bytes=settings_.max_body_bytes)
     app.add_middleware(middleware.KeyGate, routes=[r for m in ROUTERS for r in m.router.routes])

@@ -245,3 +245,10 @@ class GatewayRotateIn(Strict):
     until_bseq: I64 | None = Field(None, description="if set, the previous key verifies only batches "
                                    "below this bseq (the first one signed with the new key)",
                                    json_schema_extra=checked(minimum=0))
+
+
+class SettleIn(Strict):
+    model_config = example(participant_ids=None)
+    participant_ids: list[Id] | None = Field(
+        None, max_length=1000, description="the sharers to pay what is due to now; null pays every sharer "
+                                           "with a due")

@@ -328,12 +328,14 @@ class AccountLinked(Out):
 
 class LedgerLine(Out):
     account: str
-    txn: Literal["order", "refund"]
+    txn: Literal["order", "refund", "reject", "settlement"]
     order_id: int | None
     booked_at_ms: int
     amount_minor: int
     due_at_ms: int
     held: bool = Field(description="not yet due")
+    payout_id: int | None = Field(None, description="a sharer's credit from an order: its payout")
+    proof: str | None = Field(None, description="that payout's proof bundle (trust log), a path")
 
 
 class Totals(Out):
@@ -509,3 +511,104 @@ class CampaignVersion(Out):
 
 class CampaignVersionList(Out):
     versions: list[CampaignVersion]
+
+
+# payouts (cloud/services/payouts.py) -------------------------------------------------------------
+
+class SharerMoney(Out):
+    participant_id: int
+    share_code: str
+    campaign_id: int
+    campaign: str
+    currency: str
+    earned_minor: int = Field(description="order credits booked to the sharer")
+    refunded_minor: int = Field(description="their reversals: refunds and fraud rejects")
+    paid_minor: int = Field(description="paid in settlements")
+    held_minor: int = Field(description="inside the hold period, or on an order with a fraud flag open "
+                                        "or held")
+    due_minor: int = Field(description="earned - refunded - paid - held; negative if a refund came after "
+                                       "a payment")
+
+
+class PayoutTotals(Out):
+    currency: str
+    sharers: int
+    earned_minor: int
+    refunded_minor: int
+    paid_minor: int
+    held_minor: int
+    due_minor: int
+
+
+class HeldTotal(Out):
+    currency: str
+    sharers: int
+    held_minor: int
+
+
+class DueList(Out):
+    at_ms: int
+    sharers: list[SharerMoney] = Field(description="sharers with a positive due, largest first")
+    totals: list[PayoutTotals] = Field(description="per currency: the sums of the rows")
+    held: list[HeldTotal] = Field(description="what is still held, across all sharers (not in the rows)")
+
+
+class SettlementLineOut(Out):
+    participant_id: int
+    share_code: str
+    campaign_id: int
+    campaign: str
+    currency: str
+    amount_minor: int
+    txn_id: int = Field(description="the ledger transaction of kind settlement")
+
+
+class SettlementOut(Out):
+    settlement_id: int
+    paid_at_ms: int
+    created_by: str
+    total_minor: int
+    lines: list[SettlementLineOut]
+
+
+class SettlementSummary(Out):
+    settlement_id: int
+    paid_at_ms: int
+    created_by: str
+    currency: str
+    sharers: int
+    total_minor: int
+
+
+class SettlementList(Out):
+    settlements: list[SettlementSummary] = Field(description="newest first, one row per currency")
+
+
+class StatementOrder(Out):
+    order_id: int
+    credited_minor: int
+    reversed_minor: int
+    net_minor: int
+    due_at_ms: int
+    state: Literal["held", "flagged", "cleared", "reversed"]
+    payout_id: int | None
+    proof: str | None = Field(description="the payout's proof bundle (trust log), a path")
+
+
+class StatementSettlement(Out):
+    settlement_id: int
+    paid_at_ms: int
+    amount_minor: int
+    txn_id: int
+
+
+class PayoutStatement(SharerMoney):
+    at_ms: int
+    orders: list[StatementOrder]
+    settlements: list[StatementSettlement]
+
+
+CSV_SETTLEMENT = {"content": {"text/csv": {"schema": {"type": "string"},
+                                           "example": "settlement_id,paid_at,sharer_id,share_code,"
+                                                      "amount_minor,amount,currency\n"}},
+                  "description": "The settlement; with format=csv, one line per sharer paid"}

@@ -27,7 +27,7 @@ from cloud.errors import not_found
 from cloud.services import tlog
 from cloud.services.auth import Principal, sees
 from cloud.store.engine import SessionFactory, insert_ignore, now_ms
-from cloud.store.models import Campaign, LedgerAccount, LedgerEntry, LedgerTxn, Order, Participant
+from cloud.store.models import Campaign, LedgerAccount, LedgerEntry, LedgerTxn, Order, Participant, Payout
 
 BUDGET = "campaign_budget"
 SHARER = "sharer"
@@ -76,7 +76,7 @@ def _account_ids(s: Session, merchant_id: int, lines: Sequence[Line]) -> dict[st
     return have
 
 
-def post(s: Session, merchant_id: int, campaign_id: int, order_id: int, kind: str,
+def post(s: Session, merchant_id: int, campaign_id: int, order_id: int | None, kind: str,
          lines: Sequence[Line]) -> int:
     """Book one balanced transaction; returns its id. Zero lines are left out."""
     if sum(ln.amount_minor for ln in lines) != 0:
@@ -121,8 +121,32 @@ def _entries(s: Session, where: Any, now: int) -> list[dict[str, Any]]:
          .join(LedgerTxn, LedgerEntry.txn_id == LedgerTxn.id)
          .join(LedgerAccount, LedgerEntry.account_id == LedgerAccount.id)
          .where(where).order_by(LedgerEntry.id))
-    return [{"account": ref, "txn": kind, "order_id": oid, "booked_at_ms": at, "amount_minor": amount,
-             "due_at_ms": due, "held": due > now} for amount, due, kind, oid, at, ref in s.execute(q)]
+    entries = [{"account": ref, "txn": kind, "order_id": oid, "booked_at_ms": at, "amount_minor": amount,
+                "due_at_ms": due, "held": due > now} for amount, due, kind, oid, at, ref in s.execute(q)]
+    return _with_proofs(s, entries)
+
+
+def proof_path(payout_id: int) -> str:
+    return f"/ledger/payouts/{payout_id}/proof"
+
+
+def _with_proofs(s: Session, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each sharer credit of an order names its payout and the payout's proof bundle (trust log)."""
+    pairs = {(e["order_id"], int(e["account"].split(":")[1])) for e in entries
+             if e["txn"] == "order" and e["account"].startswith(f"{SHARER}:")}
+    found: dict[tuple[int, int], int] = {}
+    oids = sorted({o for o, _ in pairs})
+    for i in range(0, len(oids), 500):  # bound the IN list
+        q = (select(Payout.order_id, Payout.participant_id, func.min(Payout.id))
+             .where(Payout.order_id.in_(oids[i:i + 500]), Payout.participant_id.is_not(None))
+             .group_by(Payout.order_id, Payout.participant_id))
+        found.update({(oid, int(pid or 0)): payout_id for oid, pid, payout_id in s.execute(q)})
+    for e in entries:
+        sharer = e["account"].startswith(f"{SHARER}:") and e["txn"] == "order"
+        pid = found.get((e["order_id"], int(e["account"].split(":")[1]))) if sharer else None
+        e["payout_id"], e["proof"] = pid, (proof_path(pid) if pid is not None else None)
+    return entries
+
 
 
 def _totals(entries: list[dict[str, Any]]) -> dict[str, int]:
@@ -189,7 +213,7 @@ CSV_FIELDS = ("account", "txn", "order_id", "booked_at_ms", "amount_minor", "due
 
 def to_csv(entries: list[dict[str, Any]]) -> str:
     out = io.StringIO()
-    w = csv.DictWriter(out, CSV_FIELDS, lineterminator="\n")
+    w = csv.DictWriter(out, CSV_FIELDS, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     w.writerows(entries)
     return out.getvalue()

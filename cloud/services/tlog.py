@@ -298,6 +298,14 @@ def add_posting(s: Session, txn_id: int, kind: str, merchant_id: int, campaign_i
             txn_id, kind, merchant_id, campaign_id, order_id, [ln for ln in lines if ln[1]], at_ms))
 
 
+def add_settlement(s: Session, settlement_id: int, merchant_id: int, paid: Sequence[tuple[int, int, int]],
+                   at_ms: int) -> None:
+    """A batch of payouts marked paid: (participant, amount, settlement posting's txn id) each."""
+    if enabled(s):
+        _queue(s, leaves.SETTLEMENT, f"settlement:{settlement_id}",
+               leaves.settlement(settlement_id, merchant_id, paid, at_ms))
+
+
 # Reading: sizes, nodes, proofs.
 
 def state(s: Session) -> merkle.Frontier:

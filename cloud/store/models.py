@@ -453,7 +453,7 @@ class LedgerTxn(Base):
     merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), nullable=True)
-    kind: Mapped[str] = mapped_column(String(16))  # order | refund
+    kind: Mapped[str] = mapped_column(String(16))  # order | refund | reject | settlement
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
@@ -466,6 +466,31 @@ class LedgerEntry(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"), index=True)
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     due_at_ms: Mapped[int] = mapped_column(BigInteger)  # held until then
+
+
+class Settlement(Base):
+    """A batch of due sharer payouts marked paid (cloud/services/payouts.py): one ledger txn of kind
+    settlement per line. Idempotent per (merchant, idempotency_key): a retry answers the first batch."""
+    __tablename__ = "settlements"
+    __table_args__ = (UniqueConstraint("merchant_id", "idempotency_key", name="uq_settlement_idem"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))  # of the sharers asked for
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class SettlementLine(Base):
+    """One sharer paid in a settlement: the amount that was due, booked by ledger txn `txn_id`."""
+    __tablename__ = "settlement_lines"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    settlement_id: Mapped[int] = mapped_column(ForeignKey("settlements.id"), index=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
+    txn_id: Mapped[int] = mapped_column(ForeignKey("ledger_txns.id"), unique=True)
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
 
 
 class GatewayConfigRow(Base):

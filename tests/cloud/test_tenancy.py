@@ -49,7 +49,19 @@ def _tenant(client: TestClient, sf: SessionFactory, clock: Clock, base: str, nam
         "device_id": w.devices[0]["device_id"], "entry_id": b["entry_id"], "order_id": order["order_id"],
         "participant_id": order["payouts"][0]["participant_id"], "key_id": key_id, "merchant_id": mid,
         "gateway_id": gw, "click_token": click, "checkout_code": pay,
-        "payout_id": _payout(sf, order["order_id"])})
+        "payout_id": _payout(sf, order["order_id"]), "settlement_id": _settlement(sf, mid, order, clock)})
+
+
+def _settlement(sf: SessionFactory, mid: int, order: dict[str, Any], clock: Clock) -> int:
+    """The order's sharers paid, as if its hold had passed and any review flag been released."""
+    from sqlalchemy import update
+
+    from cloud.services import payouts
+    from cloud.store.models import FraudFlag
+    with sf.begin() as s:
+        s.execute(update(FraudFlag).where(FraudFlag.order_id == order["order_id"]).values(status="released"))
+    later = order["due_at_ms"] + 1
+    return int(payouts.settle(sf, mid, f"walk-{mid}", None, later, "test")[0]["settlement_id"])
 
 
 def _payout(sf: SessionFactory, order_id: int) -> int:
@@ -89,6 +101,7 @@ BODIES: dict[str, Any] = {
     "PATCH /campaigns/{campaign_id}": lambda b: {"pool_minor": 1},
     "PUT /campaigns/{campaign_id}/draft": lambda b: {"pool_minor": 1},
     "POST /sharers/{participant_id}/account": lambda b: {"account_ref": "member 7"},
+    "POST /payouts/settlements": lambda b: {"participant_ids": [b["participant_id"]]},
     "POST /gateways/{gateway_id}/rotate": lambda b: {"public_key": "3d4017c3e843895a92b70aa74d1b7ebc9c982c"
                                                                    "cf2ec4968cc0cd55f12af4660c"},
 }
@@ -157,7 +170,9 @@ def test_every_endpoint_as_a_against_b(client: TestClient, tenants: tuple[Tenant
             "POST /sharers/{participant_id}/account",
             "GET /gateway/devices", "GET /merchant/stats.json", "POST /admin/merchants",
             "POST /gateways/{gateway_id}/revoke", "POST /gateways/{gateway_id}/rotate",
-            "POST /sales/online", "POST /sales/till"}
+            "POST /sales/online", "POST /sales/till", "GET /payouts/due",
+            "POST /payouts/settlements", "GET /payouts/settlements",
+            "GET /payouts/settlements/{settlement_id}", "GET /payouts/sharers/{participant_id}"}
     assert must <= walked, must - walked
 
 

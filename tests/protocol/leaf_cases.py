@@ -25,4 +25,5 @@ def build() -> dict[str, bytes]:
         "settlement": leaves.posting(6, "settlement", 1, 7, None, [("sharer:11", -250, AT + 1209700000),
                                                                    ("paid:1", 250, AT + 1209700000)],
                                      AT + 1209700000),
+        "settlement_batch": leaves.settlement(2, 1, [(11, 250, 6)], AT + 1209700000),
     }
