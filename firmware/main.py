@@ -220,6 +220,9 @@ async def run(root="", ble=True, seconds=None, radio=None, display=None, battery
         wdt = hw.make_watchdog(wdt_ms, root)
     try:
         dev, radio = boot(root, ble, radio, display, battery)
+        # The boot line a technician's tools wait for (tools/bootlog.REPORT): who
+        # this is and its code now ("-" until a gateway sets the clock).
+        print("device", dev.cfg.device_id.hex(), "code", dev.code() or "-")
         gc.threshold(_GC_EVERY)
         tasks = [asyncio.create_task(dev.display_task())]
         if radio.flag is not None:

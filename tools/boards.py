@@ -30,6 +30,7 @@ class Profile:
     width: int
     height: int
     pins: dict[str, int]  # where -> GPIO
+    heap_kib: int  # MicroPython's GC heap on this board (the virtual board's -X heapsize)
 
 
 def drivers(firmware: Path = FIRMWARE) -> set[str]:
@@ -111,7 +112,10 @@ def validate(path: Path, firmware: Path = FIRMWARE) -> Profile:
     tx = _int(d, "ble_tx_power_dbm", "", name)
     if not -24 <= tx <= 20:
         raise BoardError(f"board {name}: ble_tx_power_dbm {tx} is out of range")
-    return Profile(str(name), path, str(driver), width, height, pins)
+    heap = _int(d, "heap_kib", "", name)
+    if not 32 <= heap <= 8192:
+        raise BoardError(f"board {name}: heap_kib {heap} is out of range (32 to 8192 KiB)")
+    return Profile(str(name), path, str(driver), width, height, pins, heap)
 
 
 def profile_path(board: str, boards: Path = BOARDS) -> Path:

@@ -81,8 +81,8 @@ def watch_boot(link: Link, device_id: str, seconds: float,
                on_line: Callable[[bootlog.Line], None]) -> BootReport:
     """Reset the board and read its log, on the same open port so its first lines are seen, until
     the device reports itself, trouble shows, or `seconds` pass.
-    Then, if it printed no report, ask it over the REPL (this stops the firmware, so it is reset
-    again afterwards) for the id in its config and the code on its display."""
+    The firmware prints one boot line with its id and code (firmware/main.py); a firmware without
+    it is asked over the REPL instead (this stops it, so it is reset again afterwards)."""
     rep = BootReport(None, None)
     trouble: list[str] = []
 
@@ -94,8 +94,9 @@ def watch_boot(link: Link, device_id: str, seconds: float,
         if line.trouble:
             trouble.append(line.text)
         m = bootlog.REPORT.search(line.text)
-        if m:
-            rep.device_id, rep.code = m.group(1), m.group(2)
+        if m:  # the firmware's boot line: "device <id> code <code, or - while its clock is unset>"
+            rep.device_id = m.group(1)
+            rep.code = m.group(2) if m.group(2)[0].isdigit() else None
         return bool(m) or len(rep.resets) > 1  # a second reset: a boot loop
 
     port = link.port

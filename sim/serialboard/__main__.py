@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--board", required=True, help="hardware/boards profile: " + ", ".join(board_names()))
     ap.add_argument("--dir", required=True, type=Path, help="state folder: flash.bin, romfs.bin, console.log")
     ap.add_argument("--radio", help="the virtual radio hub's device port, HOST:PORT (BLE)")
-    ap.add_argument("--heapsize", help="-X heapsize (default: by the board's chip)")
+    ap.add_argument("--heapsize", help="-X heapsize (default: the profile's heap_kib)")
     a = ap.parse_args(argv)
     try:
         board = SerialBoard(a.dir, a.board, a.radio, a.heapsize)

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import termios
 import threading
+import time
 import tty
 from pathlib import Path
 from typing import BinaryIO
@@ -40,7 +41,6 @@ from tools.build import host_build
 
 RAW_PROMPT = b"raw REPL; CTRL-B to exit\r\n"
 FRIENDLY_PROMPT = b"\r\n>>> "
-HEAP_BY_MCU = {"ESP32-C3": "128K", "ESP32-S3": "192K", "ESP32-WROOM-32": "96K"}
 FLASH_BLOCKS = 512  # 2 MiB of 4 KiB blocks: the vfs partition of a 4 MiB module
 EXIT_RESTART = 75  # firmware/main.py's deliberate restart on the host
 
@@ -56,9 +56,10 @@ class SerialBoard:
     def __init__(self, state: Path, board: str, radio: str | None = None,
                  heapsize: str | None = None) -> None:
         self.state = state
-        self.profile = json.loads(boards.profile_path(board).read_text())
+        path = boards.profile_path(board)
+        self.profile = json.loads(path.read_text())
         self.chip = str(self.profile.get("mcu", "ESP32-WROOM-32"))
-        self.heapsize = heapsize or str(self.profile.get("sim_heapsize") or HEAP_BY_MCU.get(self.chip, "96K"))
+        self.heapsize = heapsize or f"{boards.validate(path).heap_kib}K"  # the profile's heap
         self.radio = radio
         self.port = ""
         self.boots = 0
@@ -146,6 +147,7 @@ class SerialBoard:
         os.close(slave)
         self._inner = master
         self.boots += 1
+        self._note(f"boot {self.boots} pid {self._proc.pid} {cause}{' raw' if raw else ''}")
         self.cause = cause
         self._swallow = b"" if raw else None
         if raw:
@@ -168,6 +170,7 @@ class SerialBoard:
         assert self._proc is not None
         self._drain()
         rc = self._proc.returncode
+        self._note(f"boot {self.boots} ended rc {rc}")
         os.close(self._inner)
         self._inner = -1
         if rc == 0:
@@ -226,6 +229,12 @@ class SerialBoard:
             self.raw = raw_at > friendly_at
         self._tail = seen[-32:]
         self._write(data)
+
+    def _note(self, what: str) -> None:
+        """STATE/boots.log: each boot's start and how its process ended (the banner alone cannot tell
+        a machine.reset() from a crash on the ESP32-C3, both rst:0xc), for whoever debugs a reset."""
+        with open(self.state / "boots.log", "a") as f:
+            f.write(f"{time.time():.3f} {what}\n")
 
     def _write(self, data: bytes) -> None:
         if self._log is not None:

@@ -73,6 +73,8 @@ def test_unknown_display_driver_is_refused(tmp_path: Path) -> None:
     (lambda d: d["display"].update(mosi=30), "GPIO30, the ESP32-C3 stops at GPIO21"),
     (lambda d: d["display"].update(height=130), "multiple of 8"),
     (lambda d: d.update(board="other"), "must match the file name"),
+    (lambda d: d.pop("heap_kib"), "heap_kib must be an integer"),
+    (lambda d: d.update(heap_kib=16), "heap_kib 16 is out of range"),
 ])
 def test_other_faults_are_refused(tmp_path: Path, change: Any, message: str) -> None:
     d = _good()
