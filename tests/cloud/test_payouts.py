@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -149,7 +149,7 @@ def _order(shop: Shop, i: int, amount: int) -> None:
     m.due_at[ans["order_id"]] = m.now + HOLD_S * 1000
 
 
-def _settle(shop: Shop, pick: list[int] | None, retries: int) -> None:
+def _settle(shop: Shop, pick: list[int] | None, retries: int) -> str:
     m = shop.model
     pids = sorted(m.pids())
     chosen = None if pick is None or not pids else sorted({pids[i % len(pids)] for i in pick})
@@ -160,7 +160,7 @@ def _settle(shop: Shop, pick: list[int] | None, retries: int) -> None:
         ans, replayed = payouts.settle(shop.sf, shop.mid, key, chosen, m.now, "test")
     except ApiError as e:
         assert e.code == "nothing_due" and all(d <= 0 for d in due.values())
-        return
+        return "nothing due"
     assert not replayed
     got = {ln["participant_id"]: ln["amount_minor"] for ln in ans["lines"]}
     assert got == {p: d for p, d in due.items() if d > 0}  # exactly what was due: never more
@@ -171,6 +171,7 @@ def _settle(shop: Shop, pick: list[int] | None, retries: int) -> None:
     for _ in range(retries):  # a retried POST or a double click: the first answer, nothing paid again
         again, replayed = payouts.settle(shop.sf, shop.mid, key, chosen, m.now + 1, "test")
         assert replayed and again == ans
+    return "paid"
 
 
 def _apply(shop: Shop, op: tuple[Any, ...]) -> None:
@@ -182,7 +183,11 @@ def _apply(shop: Shop, op: tuple[Any, ...]) -> None:
     elif kind == "time":
         m.now += op[1] * 1000
     elif kind == "settle":
-        _settle(shop, op[1], op[2])
+        event(f"settle: {_settle(shop, op[1], op[2])}")  # --hypothesis-show-statistics
+    elif kind == "review":
+        with shop.sf.begin() as s:
+            for oid in s.scalars(select(FraudFlag.order_id).where(FraudFlag.status.in_(("open", "held")))):
+                _flag(shop, oid, "released")
     elif placed and kind in ("refund", "reject", "flag"):
         oid = placed[op[1] % len(placed)]
         if kind == "refund" and oid not in m.reversed:
@@ -209,6 +214,8 @@ def _flag(shop: Shop, oid: int, status: str) -> None:
 OPS = st.one_of(
     st.tuples(st.just("order"), st.integers(0, 3), st.integers(1, 50_000)),
     st.tuples(st.just("time"), st.integers(0, 2 * HOLD_S)),
+    st.tuples(st.just("time"), st.integers(0, 2 * HOLD_S)),  # twice: holds must pass for payouts
+    st.tuples(st.just("review")),  # every open or held flag released
     st.tuples(st.just("settle"), st.none() | st.lists(st.integers(0, 20), min_size=1, max_size=3),
               st.integers(0, 2)),
     st.tuples(st.just("refund"), st.integers(0, 1000)),
@@ -219,7 +226,7 @@ OPS = st.one_of(
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(ops=st.lists(OPS, min_size=1, max_size=25))
+@given(ops=st.lists(OPS, min_size=8, max_size=40))
 def test_settlements_keep_the_books_and_never_overpay(shop: Shop, ops: list[tuple[Any, ...]]) -> None:
     # the shop and its model persist across examples: each example continues the same history
     for op in ops:
