@@ -28,6 +28,7 @@ from cloud.http.routes import (
     orders,
     payouts,
     public,
+    review,
     rules,
     sales,
     shopper,
@@ -42,7 +43,7 @@ from cloud.web.pages import STATIC
 TITLE = "mcode cloud"
 # In this order the OpenAPI document lists the paths as it always has.
 ROUTERS = (admin, rules, campaigns, locations, devices, gateways, keys, orders, ledger, public, me,
-           merchant_page, sales, log, console_campaigns, payouts)
+           merchant_page, sales, log, console_campaigns, payouts, review)
 
 
 def create_app(settings_: Settings, engine: Engine | None = None,
@@ -72,6 +73,7 @@ def create_app(settings_: Settings, engine: Engine | None = None,
     app.include_router(console_access.router)
     app.include_router(till.router)
     app.include_router(me.pages)
+    app.include_router(review.pages)  # the console's fraud review page
     app.include_router(console_campaigns.pages)  # the console's campaign pages
     app.include_router(payouts.pages)  # the console's payouts page
     # outermost last: headers, then ?key= refused, keys checked, bodies bounded (middleware.py)

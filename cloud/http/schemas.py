@@ -612,3 +612,73 @@ CSV_SETTLEMENT = {"content": {"text/csv": {"schema": {"type": "string"},
                                            "example": "settlement_id,paid_at,sharer_id,share_code,"
                                                       "amount_minor,amount,currency\n"}},
                   "description": "The settlement; with format=csv, one line per sharer paid"}
+
+
+class ReviewLink(Out):
+    """One link of a flagged order's chain, the display's end first: who (a phone's tag, its
+    person and verified account if any), when it arrived, how soon it acted, whether it was new."""
+    level: int = Field(description="0 the buyer, 1 the sharer closest to them, ...")
+    role: Literal["buyer", "sharer"]
+    via: str = Field(description="display, printed, share or base: how this link arrived")
+    code: str
+    client: str = Field(description="8 hex digits of the SHA-256 of the phone's visitor id")
+    person_id: int | None
+    account_id: int | None
+    arrived_at_ms: int
+    acted_after_ms: int = Field(description="the buyer: until the order; a sharer: until its code "
+                                            "brought the next link")
+    fresh: bool = Field(description="no entry of this client with the merchant before this one")
+    code_entries: int = Field(description="entries its share code brought up to the order (sharers)")
+
+
+class ReviewFlag(Out):
+    flag_id: int
+    rule: Literal["velocity", "self_referral", "fresh_chain", "sybil"]
+    status: Literal["open", "held", "released", "rejected"]
+    created_at_ms: int
+    detail: dict[str, Any] = Field(description="the numbers that fired the rule (docs/fraud.md)")
+
+
+class ReviewOrder(Out):
+    order_id: int
+    campaign_id: int
+    base_code: str
+    currency: str
+    amount_minor: int
+    pool_minor: int
+    paid_minor: int = Field(description="the order's sharer credits, held while the review is open or held")
+    rule: str
+    order_status: str
+    placed_at_ms: int
+    status: Literal["open", "held", "released", "rejected"]
+    decided_at_ms: int | None
+    decided_by: str | None
+    flags: list[ReviewFlag]
+    chain: list[ReviewLink]
+
+
+class ReviewCounts(Out):
+    open: int
+    held: int
+    released: int
+    rejected: int
+
+
+class ReviewList(Out):
+    orders: list[ReviewOrder]
+    counts: ReviewCounts
+    rules: list[str]
+
+
+class ReviewDecision(Out):
+    order_id: int
+    status: Literal["open", "held", "released", "rejected"]
+    decided_at_ms: int | None
+    decided_by: str | None
+    reject_txn_id: int | None = Field(description="the ledger transaction of kind reject, once rejected")
+    replayed: bool = Field(description="true if the order already had this decision")
+
+
+class ReviewScan(Out):
+    orders: int = Field(description="placed orders read")
+    raised: int = Field(description="flags raised that were missing")

@@ -94,12 +94,16 @@ def post(s: Session, merchant_id: int, campaign_id: int, order_id: int | None, k
 
 
 def reverse(s: Session, order: Order, now: int) -> int:
-    """Book the negation of the order's transaction, due at once (it cancels a held credit)."""
+    """Book the negation of the order's transaction, due at once (it cancels a held credit). After
+    a fraud review's reject (cloud/services/fraud_review.py) it negates what is left: the net of both."""
     txn = s.scalar(select(LedgerTxn).where(LedgerTxn.order_id == order.id, LedgerTxn.kind == "order"))
     if txn is None:
         raise not_found("unknown_order", "the order has no ledger transaction", "该订单没有账目")
-    rows = s.execute(select(LedgerEntry.account_id, LedgerEntry.amount_minor)
-                     .where(LedgerEntry.txn_id == txn.id)).all()
+    rows = [(acc, int(net)) for acc, net in s.execute(
+        select(LedgerEntry.account_id, func.sum(LedgerEntry.amount_minor))
+        .join(LedgerTxn, LedgerEntry.txn_id == LedgerTxn.id)
+        .where(LedgerTxn.order_id == order.id, LedgerTxn.kind.in_(("order", "reject")))
+        .group_by(LedgerEntry.account_id).order_by(LedgerEntry.account_id)) if net]
     if sum(a for _, a in rows) != 0:
         raise Unbalanced(f"order {order.id}'s transaction does not balance")
     rtxn = LedgerTxn(merchant_id=txn.merchant_id, campaign_id=txn.campaign_id, order_id=order.id,

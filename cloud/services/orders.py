@@ -20,12 +20,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud.errors import ApiError, bad_request, conflict, not_found
-from cloud.services import campaign_versions, ledger, pools, tlog
+from cloud.services import campaign_versions, fraud, ledger, pools, tlog
 from cloud.services.auth import MERCHANT, Principal, sees
 from cloud.services.chain import entry_for, merged_chain
 from cloud.services.rules import split
 from cloud.store.engine import SessionFactory, now_ms
-from cloud.store.models import Campaign, Entry, Order, Payout
+from cloud.store.models import Campaign, Entry, LedgerTxn, Order, Payout
 
 
 def _request_hash(entry_id: str, amount_minor: int) -> str:
@@ -156,6 +156,7 @@ def _book(s: Session, merchant_id: int, key: str, req_hash: str, entry_id: str,
         zip(nodes, parts.payouts, strict=True), start=1)] + [(0, None, parts.remainder_to, parts.remainder)],
         params)
     ledger.post(s, merchant_id, c.id, o.id, "order", lines)
+    fraud.flag_order(s, o, t)  # review flags hold its sharer credits (cloud/services/fraud.py)
     paid = sum(parts.payouts)
     c.spent_minor += paid
     answer = {"order_id": o.id, "entry_id": e.id, "campaign": c.id, "base_code": c.base_code,
@@ -193,6 +194,8 @@ def refund(sf: SessionFactory, p: Principal, order_id: int,
         ledger.reverse(s, o, t)
         paid = sum(s.scalars(select(Payout.amount_minor).where(Payout.order_id == o.id,
                                                                Payout.payee == "participant")))
+        if s.scalar(select(LedgerTxn.id).where(LedgerTxn.order_id == o.id, LedgerTxn.kind == "reject")):
+            paid = 0  # a fraud review's reject gave the sharers' part back already
         c.spent_minor -= paid
         o.status, o.refunded_at_ms = "refunded", t
         answer = {"order_id": o.id, "status": "refunded", "refunded_at_ms": t, "reversed_paid_minor": paid,

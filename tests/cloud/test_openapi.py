@@ -58,7 +58,9 @@ NO_SUCCESS_EXPECTED: dict[str, str] = {
     # the fuzz world's order is inside its hold, so nothing is due and no settlement exists
     # (tests/cloud/test_payouts_http.py has the 2xx)
     "POST /payouts/settlements": "a payout past its hold",
-    "GET /payouts/settlements/{settlement_id}": "a settlement"}
+    "GET /payouts/settlements/{settlement_id}": "a settlement",
+    # the fuzz world's order is not flagged (tests/cloud/test_review.py has the 2xx)
+    "POST /review/orders/{order_id}/decision": "a flagged order"}
 # Operations that have no error answer to check, and why.
 NO_ERROR_EXPECTED = {"GET /healthz": "no parameters, no key",
                      "GET /log/checkpoint": "no parameters, no key (429 is checked in test_tlog)"}
@@ -336,6 +338,8 @@ OPERATION_IDS = {
     "GET /payouts/settlements": "list_settlements",
     "GET /payouts/settlements/{settlement_id}": "get_settlement",
     "GET /payouts/sharers/{participant_id}": "get_payout_statement",
+    "GET /review/flags": "list_review_flags", "POST /review/orders/{order_id}/decision": "decide_review",
+    "POST /review/scan": "scan_review",
     "GET /base-codes/availability": "base_code_availability",
     "GET /campaigns/{campaign_id}/draft": "get_campaign_draft",
     "PUT /campaigns/{campaign_id}/draft": "put_campaign_draft",

@@ -102,6 +102,7 @@ BODIES: dict[str, Any] = {
     "PUT /campaigns/{campaign_id}/draft": lambda b: {"pool_minor": 1},
     "POST /sharers/{participant_id}/account": lambda b: {"account_ref": "member 7"},
     "POST /payouts/settlements": lambda b: {"participant_ids": [b["participant_id"]]},
+    "POST /review/orders/{order_id}/decision": lambda b: {"action": "hold"},
     "POST /gateways/{gateway_id}/rotate": lambda b: {"public_key": "3d4017c3e843895a92b70aa74d1b7ebc9c982c"
                                                                    "cf2ec4968cc0cd55f12af4660c"},
 }
@@ -172,7 +173,9 @@ def test_every_endpoint_as_a_against_b(client: TestClient, tenants: tuple[Tenant
             "POST /gateways/{gateway_id}/revoke", "POST /gateways/{gateway_id}/rotate",
             "POST /sales/online", "POST /sales/till", "GET /payouts/due",
             "POST /payouts/settlements", "GET /payouts/settlements",
-            "GET /payouts/settlements/{settlement_id}", "GET /payouts/sharers/{participant_id}"}
+            "GET /payouts/settlements/{settlement_id}", "GET /payouts/sharers/{participant_id}",
+            "GET /review/flags",
+            "POST /review/orders/{order_id}/decision", "POST /review/scan"}
     assert must <= walked, must - walked
 
 
