@@ -301,17 +301,10 @@ def _sharer_rows(
     depth: dict[Any, Any],
     top: int,
 ) -> dict[str, Any]:
-    codes = _pairs(
-        s.execute(
-            select(Participant.id, Participant.share_code).where(
-                Participant.id.in_(set(brought) | set(earned))
-            )
-        )
-    )
     rows: list[dict[str, Any]] = [
         {
             "participant_id": pid,
-            "share_code": codes.get(pid, "") if pid is not None else "",
+            "share_code": "",
             "entries": int(brought.get(pid, 0)),
             "orders": int(ordered.get(pid, 0)),
             "earned_minor": int(earned.get(pid, 0) or 0),
@@ -319,7 +312,13 @@ def _sharer_rows(
         for pid in (set(brought) | set(earned)) - {None}
     ]
     rows.sort(key=lambda r: (-r["earned_minor"], -r["orders"], -r["entries"], r["participant_id"]))
-    return {"top": rows[:top], "depth": {int(k): int(v) for k, v in sorted(depth.items())}}
+    rows = rows[:top]
+    # share codes for the rows shown only: a month of a busy merchant has tens of thousands of sharers
+    codes = _pairs(s.execute(select(Participant.id, Participant.share_code).where(
+        Participant.id.in_([r["participant_id"] for r in rows]))))
+    for r in rows:
+        r["share_code"] = codes.get(r["participant_id"], "")
+    return {"top": rows, "depth": {int(k): int(v) for k, v in sorted(depth.items())}}
 
 
 HEALTH_FROM_GATEWAY = ("battery_low", "firmware", "rssi", "pulled_at_ms", "gateway_id", "gateway_state",
