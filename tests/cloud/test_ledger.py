@@ -9,6 +9,7 @@ import random
 import threading
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -58,6 +59,9 @@ def _campaign_of_sharer(s: Any, ref: str) -> int:
     return int(p.campaign_id)
 
 
+# 2,400 orders with fraud review and campaign versions booked: 48 s on SQLite and 160 s on
+# PostgreSQL on a quiet 2-core machine; under other tests' load it passed 300 s (the suite's default)
+@pytest.mark.timeout(900)
 def test_thousands_of_random_orders_and_refunds_keep_the_books(sf: SessionFactory) -> None:
     rng = random.Random(20261123)
     world = provision_world(sf)
