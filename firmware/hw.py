@@ -68,12 +68,19 @@ def make_watchdog(ms, root):
 
         return WDT(timeout=ms)
     import _thread
+    import os
     import time
 
     global _wdt, wdt_fired
     _wdt = [ms, time.ticks_ms(), root]
     wdt_fired = False
-    _thread.start_new_thread(_watch, (_wdt,))
+    # The thread imports nothing: an import searches sys.path, whose "" is the
+    # littlefs root, and littlefs (and the block device glue, which keeps its
+    # call arguments in the device object) must never be entered by two threads
+    # at once. A boot-time import from this thread did just that while the boot
+    # used the flash: the virtual board segfaulted or wrote one thread's buffer
+    # to flash (files gone, OSError 84).
+    _thread.start_new_thread(_watch, (_wdt, os, time))
     return sys.modules[__name__]
 
 
@@ -87,10 +94,7 @@ def stop():
     _wdt[0] = 0  # its thread ends at its next wake
 
 
-def _watch(w):
-    import os
-    import time
-
+def _watch(w, os, time):
     ms = w[0]
     while True:
         # Napping timeout/4: waking every 100 ms was tried and made the radio
