@@ -51,11 +51,6 @@ def _add_device_to_gateway(fleet: Fleet) -> None:
     fleet._spawn("gateway", [*fleet.procs["gateway"].args[:3], "gateway", "run", "--config", str(conf)])  # type: ignore[index]
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open defect (issue 15), narrowed: a Ctrl-C no longer unwinds littlefs, but in about 1 run of 6 a "
-    "reset after provisioning finds files gone (config.json, board.json) and boot.bin's rename gives "
-    "ENOENT at the first write after mount; board/boots.log says how each boot ended. Still run: a fix "
-    "shows as XPASS"))
 @pytest.mark.timeout(400)
 def test_register_flash_provision_verify_show_tap_collect(tmp_path: Path) -> None:
     fleet = Fleet(tmp_path / "fleet", FleetPlan(devices=0)).start()

@@ -34,11 +34,6 @@ def test_label_png_300dpi_and_pdf(tmp_path: Path) -> None:
     assert r.returncode == 2 and ".png or .pdf" in r.stderr
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open defect (issue 15), narrowed: a Ctrl-C no longer unwinds littlefs, but in about 1 run of 6 a "
-    "reset after provisioning finds files gone (config.json, board.json) and boot.bin's rename gives "
-    "ENOENT at the first write after mount; board/boots.log says how each boot ended. Still run: a fix "
-    "shows as XPASS"))
 def test_batch_resumes_after_a_pulled_cable(board: SerialBoard, cloud: CloudFixture, tmp_path: Path) -> None:
     assert tools("flash", board.port, "--board", BOARD).returncode == 0
     state = State(tmp_path / "box.json")

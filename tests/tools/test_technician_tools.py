@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import httpx
-import pytest
 
 from sim.serialboard.board import SerialBoard
 from tests.tools.conftest import BOARD, CloudFixture
@@ -26,11 +25,6 @@ def tools(*args: str, lang: str = "en_US.UTF-8", key: str | None = None,
                           text=True, timeout=timeout, env=env)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open defect (issue 15), narrowed: a Ctrl-C no longer unwinds littlefs, but in about 1 run of 6 a "
-    "reset after provisioning finds files gone (config.json, board.json) and boot.bin's rename gives "
-    "ENOENT at the first write after mount; board/boots.log says how each boot ended. Still run: a fix "
-    "shows as XPASS"))
 def test_flash_provision_verify_monitor(board: SerialBoard, cloud: CloudFixture, tmp_path: Path) -> None:
     r = tools("flash", board.port, "--board", BOARD)
     assert r.returncode == 0, r.stderr
