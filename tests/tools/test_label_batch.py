@@ -34,6 +34,10 @@ def test_label_png_300dpi_and_pdf(tmp_path: Path) -> None:
     assert r.returncode == 2 and ".png or .pdf" in r.stderr
 
 
+@pytest.mark.xfail(strict=False, reason=(
+    "open (issue 15): 1 run in 11 after e4a53c1, `tools batch` on the re-plugged board hung until the "
+    "test's 180 s timeout in a blocking read of the port (mpremote's serial timeout is None) after "
+    "flash's reset, the board crash-looping without config.json. Still run: a fix shows as XPASS"))
 def test_batch_resumes_after_a_pulled_cable(board: SerialBoard, cloud: CloudFixture, tmp_path: Path) -> None:
     assert tools("flash", board.port, "--board", BOARD).returncode == 0
     state = State(tmp_path / "box.json")
