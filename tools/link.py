@@ -80,6 +80,9 @@ def port_problem(port: str) -> ToolError:
                        "monitor, mcode tools monitor). Close it and try again.").format(port=port), PORT)
 
 
+READ_TIMEOUT_S = 5.0  # longer than any pause of a board that still answers
+
+
 class Link:
     def __init__(self, port: str) -> None:
         self.port = port
@@ -89,6 +92,10 @@ class Link:
             self.t = SerialTransport(port, exclusive=True)
         except TransportError:
             raise port_problem(port) from None
+        # On a pty mpremote reads without polling first, and its serial timeout is None: a board
+        # that went silent mid-command (reset, crash loop) would block that read for ever. With a
+        # finite one, mpremote's own per-character timeouts apply and the link fails with an error.
+        self.t.serial.timeout = READ_TIMEOUT_S
         try:
             self.t.enter_raw_repl(soft_reset=True)
         except TransportError:
