@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tools.i18n import _
+
 ROOT = Path(__file__).resolve().parents[1]
 BOARDS = ROOT / "hardware" / "boards"
 FIRMWARE = ROOT / "firmware"
@@ -122,7 +124,8 @@ def profile_path(board: str, boards: Path = BOARDS) -> Path:
     p = boards / f"{board}.json"
     if not p.exists():
         have = ", ".join(sorted(q.stem for q in boards.glob("*.json")))
-        raise BoardError(f"no board profile {board!r} in {boards} (have: {have})")
+        raise BoardError(_("No board profile {board}. Use one of: {have} (see mcode tools boards).").format(
+            board=board, have=have))
     return p
 
 

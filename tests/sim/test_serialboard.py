@@ -98,7 +98,7 @@ def test_hard_resets_print_the_rom_banner(board: SerialBoard, code: str, rst: by
 def test_unknown_board_is_refused(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-m", "sim.serialboard", "--board", "nope", "--dir", str(tmp_path)],
                        capture_output=True, text=True, timeout=30)
-    assert p.returncode == 2 and "no board profile 'nope'" in p.stderr and "Traceback" not in p.stderr
+    assert p.returncode == 2 and "No board profile nope." in p.stderr and "Traceback" not in p.stderr
 
 
 def test_peek_reads_the_flash_without_disturbing_the_board(board: SerialBoard) -> None:

@@ -100,7 +100,7 @@ def test_build_ships_the_board_profile(tmp_path: Path) -> None:
     built = build(tmp_path, board="label-esp32c3-ssd1680")
     assert json.loads((tmp_path / "board.json").read_text())["display"]["driver"] == "ssd1680"
     assert any(b.output == tmp_path / "board.json" for b in built)
-    with pytest.raises(boards.BoardError, match="no board profile 'nope'"):
+    with pytest.raises(boards.BoardError, match="No board profile nope\\."):
         build(tmp_path / "x", board="nope")
 
 
